@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	ironlbv1beta1 "github.com/ironlb/ironlb/api/v1beta1"
+)
+
+// DefaultNamespace is the namespace the install manifest puts ironlb in.
+const DefaultNamespace = "ironlb-system"
+
+// Flags are the command-line settings both programs take.
+type Flags struct {
+	// Kubeconfig is the path of a kubeconfig file; empty means the
+	// in-cluster configuration.
+	Kubeconfig string
+	// Namespace is ironlb's own namespace, where its configuration lives.
+	Namespace string
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string
+	// MetricsAddr is where /metrics is served; "0" turns it off.
+	MetricsAddr string
+	// HealthAddr is where /healthz and /readyz are served; "0" turns it
+	// off.
+	HealthAddr string
+}
+
+// Register adds the common flags to fs, with the given default ports.
+func (f *Flags) Register(fs *flag.FlagSet, metricsAddr, healthAddr string) {
+	fs.StringVar(&f.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "path of a kubeconfig file; empty means the in-cluster configuration")
+	fs.StringVar(&f.Namespace, "namespace", envOr("IRONLB_NAMESPACE", DefaultNamespace), "ironlb's namespace, where its configuration lives")
+	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.MetricsAddr, "metrics-bind-address", metricsAddr, "address of the /metrics endpoint; 0 turns it off")
+	fs.StringVar(&f.HealthAddr, "health-probe-bind-address", healthAddr, "address of the /healthz and /readyz endpoints; 0 turns them off")
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// SetupLogging makes the controller-runtime logger log JSON at the level the
+// flags ask for.
+func (f *Flags) SetupLogging() error {
+	level, err := zapcore.ParseLevel(f.LogLevel)
+	if err != nil {
+		return fmt.Errorf("parse --log-level %q: %w", f.LogLevel, err)
+	}
+	ctrl.SetLogger(zap.New(zap.Level(level)))
+	return nil
+}
+
+// RESTConfig returns the connection to the API server the flags describe.
+func (f *Flags) RESTConfig() (*rest.Config, error) {
+	if f.Kubeconfig == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("load in-cluster configuration (or pass --kubeconfig): %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", f.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %q: %w", f.Kubeconfig, err)
+	}
+	return cfg, nil
+}
+
+// Scheme returns a scheme that knows the Kubernetes built-in types and
+// ironlb's own.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("register built-in types: %w", err)
+	}
+	if err := ironlbv1beta1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("register ironlb types: %w", err)
+	}
+	return s, nil
+}
+
+// ManagerOptions returns the manager options common to both programs: the
+// scheme, the metrics and health endpoints, and a cache that reads ironlb's
+// configuration and Secrets from its own namespace only.
+func (f *Flags) ManagerOptions() (ctrl.Options, error) {
+	scheme, err := Scheme()
+	if err != nil {
+		return ctrl.Options{}, err
+	}
+	own := map[string]cache.Config{f.Namespace: {}}
+	return ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: f.MetricsAddr},
+		HealthProbeBindAddress: f.HealthAddr,
+		Cache: cache.Options{
+			ByObject: map[client.Object]cache.ByObject{
+				&ironlbv1beta1.IPAddressPool{}:    {Namespaces: own},
+				&ironlbv1beta1.L2Advertisement{}:  {Namespaces: own},
+				&ironlbv1beta1.BGPPeer{}:          {Namespaces: own},
+				&ironlbv1beta1.BGPAdvertisement{}: {Namespaces: own},
+				&ironlbv1beta1.Community{}:        {Namespaces: own},
+				&ironlbv1beta1.ServiceL2Status{}:  {Namespaces: own},
+				&corev1.Secret{}:                  {Namespaces: own},
+			},
+		},
+	}, nil
+}
+
+// AddHealthChecks serves /healthz and /readyz from mgr.
+func AddHealthChecks(mgr ctrl.Manager) error {
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+	return nil
+}

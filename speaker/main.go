@@ -1,0 +1,72 @@
+// Command speaker runs on every node and makes the external IPs of Services
+// reachable: it answers ARP and NDP for them in layer-2 mode, or advertises
+// them over BGP to the routers above the cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/ironlb/ironlb/internal/daemon"
+)
+
+// The speaker's permissions, rendered into manifests/rbac/speaker by
+// `make generate`.
+//
+// +kubebuilder:rbac:groups="",resources=services;endpoints;nodes;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=ironlb.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;communities,verbs=get;list;watch,namespace=ironlb-system
+// +kubebuilder:rbac:groups=ironlb.io,resources=servicel2statuses,verbs=get;list;watch;create;update;patch;delete,namespace=ironlb-system
+// +kubebuilder:rbac:groups=ironlb.io,resources=servicel2statuses/status;bgppeers/status,verbs=get;update;patch,namespace=ironlb-system
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch,namespace=ironlb-system
+
+type options struct {
+	daemon.Flags
+	nodeName string
+}
+
+func main() {
+	var o options
+	o.Register(flag.CommandLine, ":7472", ":7473")
+	flag.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
+	flag.Parse()
+
+	if err := o.SetupLogging(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "speaker stopped")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	if o.nodeName == "" {
+		return errors.New("the node name is unknown: pass --node-name or set NODE_NAME")
+	}
+	cfg, err := o.RESTConfig()
+	if err != nil {
+		return err
+	}
+	opts, err := o.ManagerOptions()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := daemon.AddHealthChecks(mgr); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting speaker", "node", o.nodeName, "namespace", o.Namespace)
+	return mgr.Start(ctx)
+}
