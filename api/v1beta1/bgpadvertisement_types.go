@@ -25,6 +25,9 @@ type BGPAdvertisementSpec struct {
 
 	// LocalPref is the BGP LOCAL_PREF attribute of the routes, sent on
 	// iBGP sessions only.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	// +optional
 	LocalPref uint32 `json:"localPref,omitempty"`
 
@@ -68,6 +71,8 @@ type BGPAdvertisement struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// +kubebuilder:default={}
+	// +optional
 	Spec BGPAdvertisementSpec `json:"spec,omitempty"`
 }
 

@@ -15,11 +15,13 @@ type BGPPeerSpec struct {
 	// MyASN is the AS number the speakers use on this session.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	MyASN uint32 `json:"myASN"`
 
 	// ASN is the AS number of the router. Equal to MyASN for iBGP.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	ASN uint32 `json:"peerASN"`
 
 	// Address is the router's IPv4 or IPv6 address.
@@ -43,17 +45,20 @@ type BGPPeerSpec struct {
 	// HoldTime is the proposed BGP hold time: 0s, or at least 3s.
 	// Default 90s.
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
 
 	// KeepaliveTime is the BGP keepalive interval; it must be shorter than
 	// HoldTime. Default a third of HoldTime.
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
 
 	// ConnectTime is the time between attempts to connect to the router.
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
 
@@ -69,9 +74,9 @@ type BGPPeerSpec struct {
 	// +listType=atomic
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 
-	// PasswordSecret names a Secret of type kubernetes.io/basic-auth, in
-	// ironlb's namespace, whose "password" key holds the TCP MD5 password
-	// of the session.
+	// PasswordSecret names a Secret in ironlb's namespace whose "password"
+	// key holds the TCP MD5 password of the session. Any Secret type
+	// works; MetalLB's kubernetes.io/basic-auth Secrets do.
 	// +optional
 	PasswordSecret corev1.SecretReference `json:"passwordSecret,omitempty"`
 

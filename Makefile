@@ -1,0 +1,79 @@
+# ironlb — bare-metal load balancer for Kubernetes.
+# `make help` lists the targets.
+
+K8S_VERSION ?= v1.37.2
+ETCD_VERSION ?= v3.7.3
+
+BIN := $(CURDIR)/bin
+CONTROLLER_GEN := $(BIN)/controller-gen
+KUBEBUILDER_ASSETS := $(BIN)/k8s/$(K8S_VERSION)
+KUBECTL := $(KUBEBUILDER_ASSETS)/kubectl
+GO_TEST_FLAGS ?=
+
+export KUBEBUILDER_ASSETS
+
+.DEFAULT_GOAL := help
+SHELL := /usr/bin/env bash -o pipefail
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: build ## Run ironlb on its built-in lab and show a Service reachable from a client.
+	@hack/demo.sh
+
+##@ Development
+
+.PHONY: generate
+generate: tools controlplane ## Generate deepcopy code, CRDs, RBAC and manifests/install.yaml.
+	CONTROLLER_GEN=$(CONTROLLER_GEN) KUBECTL=$(KUBECTL) hack/generate.sh
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet and check formatting.
+	go vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [[ -n $$unformatted ]]; then echo "not gofmt-ed (run make fmt):"; echo "$$unformatted"; exit 1; fi
+
+.PHONY: build
+build: ## Build bin/controller and bin/speaker.
+	go build -o $(BIN)/controller ./controller
+	go build -o $(BIN)/speaker ./speaker
+
+##@ Testing
+
+.PHONY: test
+test: vet tools controlplane ## Run every test: unit, integration (real API server) and end to end (root), race detector on.
+	IRONLB_REQUIRE_ENVTEST=1 CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## Run the unit tests only (no API server, no root).
+	go test -race -short $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-integration
+test-integration: tools controlplane ## Run the tests against a real kube-apiserver and etcd.
+	IRONLB_REQUIRE_ENVTEST=1 CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./api/... ./manifests/... ./controller/... ./speaker/...
+
+.PHONY: bench
+bench: ## Run the benchmarks, five times each; compare medians.
+	go test -run '^$$' -bench . -benchmem -count 5 $(GO_TEST_FLAGS) ./...
+
+##@ Dependencies
+
+.PHONY: tools
+tools: $(CONTROLLER_GEN) ## Build the pinned code generators into bin/.
+
+$(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, etcd and kubectl into bin/k8s/$(K8S_VERSION) (cached by version).
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/controlplane/build.sh
