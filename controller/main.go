@@ -34,12 +34,15 @@ type options struct {
 }
 
 func main() {
+	// A flag set of our own: controller-runtime registers --kubeconfig on
+	// the global one.
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	var o options
-	o.Register(flag.CommandLine, ":7472", ":7473")
-	flag.StringVar(&o.lbClass, "lb-class", "", "serve Services whose spec.loadBalancerClass is this; empty serves Services with no class")
-	flag.BoolVar(&o.leaderElect, "leader-elect", true, "elect one active replica through a Lease")
-	flag.StringVar(&o.leaseName, "leader-election-id", "ironlb-controller", "name of the leader-election Lease")
-	flag.Parse()
+	o.Register(fs, ":7472", ":7473")
+	fs.StringVar(&o.lbClass, "lb-class", "", "serve Services whose spec.loadBalancerClass is this; empty serves Services with no class")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect one active replica through a Lease")
+	fs.StringVar(&o.leaseName, "leader-election-id", "ironlb-controller", "name of the leader-election Lease")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
 
 	if err := o.SetupLogging(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

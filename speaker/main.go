@@ -33,10 +33,13 @@ type options struct {
 }
 
 func main() {
+	// A flag set of our own: controller-runtime registers --kubeconfig on
+	// the global one.
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	var o options
-	o.Register(flag.CommandLine, ":7472", ":7473")
-	flag.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
-	flag.Parse()
+	o.Register(fs, ":7472", ":7473")
+	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
 
 	if err := o.SetupLogging(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
