@@ -9,7 +9,9 @@ import (
 	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/ironlb/ironlb/controller/ipam"
 	"github.com/ironlb/ironlb/internal/daemon"
 )
 
@@ -21,7 +23,6 @@ import (
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ironlb.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;communities,verbs=get;list;watch,namespace=ironlb-system
 // +kubebuilder:rbac:groups=ironlb.io,resources=ipaddresspools/status,verbs=get;update;patch,namespace=ironlb-system
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=ironlb-system
@@ -31,6 +32,7 @@ type options struct {
 	lbClass     string
 	leaderElect bool
 	leaseName   string
+	workers     int
 }
 
 func main() {
@@ -42,6 +44,7 @@ func main() {
 	fs.StringVar(&o.lbClass, "lb-class", "", "serve Services whose spec.loadBalancerClass is this; empty serves Services with no class")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect one active replica through a Lease")
 	fs.StringVar(&o.leaseName, "leader-election-id", "ironlb-controller", "name of the leader-election Lease")
+	fs.IntVar(&o.workers, "workers", 4, "Services reconciled at once")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
 
 	if err := o.SetupLogging(); err != nil {
@@ -72,6 +75,19 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	if err := daemon.AddHealthChecks(mgr); err != nil {
+		return err
+	}
+	metrics, err := ipam.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	m := ipam.New(mgr.GetClient(), ipam.Options{
+		Namespace: o.Namespace,
+		Selection: ipam.Selection{LoadBalancerClass: o.lbClass},
+		Recorder:  mgr.GetEventRecorder("ironlb-controller"),
+		Metrics:   metrics,
+	})
+	if err := m.SetupWithManager(mgr, o.workers); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting controller", "namespace", o.Namespace, "lbClass", o.lbClass)

@@ -85,7 +85,8 @@ type IPAddressPoolStatus struct {
 	// +optional
 	AvailableIPv6 int64 `json:"availableIPv6"`
 
-	// Conditions tell whether the pool's configuration is valid and in use.
+	// Conditions tell whether the pool's configuration is valid and in use
+	// (type Valid).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -121,3 +122,9 @@ type IPAddressPoolList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []IPAddressPool `json:"items"`
 }
+
+// ConditionValid is the type of the condition that says whether an
+// object's configuration is valid and in force. When it is False, its
+// message says which field to fix; the last valid configuration stays in
+// force meanwhile.
+const ConditionValid = "Valid"

@@ -40,6 +40,12 @@ type Options struct {
 	CRDs bool
 }
 
+// ServiceCIDRs are the cluster-IP ranges of every test control plane: dual
+// stack, so that Services can ask for both families, and large enough for
+// tens of thousands of Services. Cluster IPs are only numbers in the API:
+// nothing routes them.
+const ServiceCIDRs = "10.0.0.0/16,2001:db8:ffff::/108"
+
 // RepoRoot returns the root of the ironlb source tree.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
@@ -88,6 +94,7 @@ func Start(t testing.TB, o Options) *Env {
 		BinaryAssetsDirectory: assets,
 		ErrorIfCRDPathMissing: true,
 	}
+	te.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDRs)
 	if o.CRDs {
 		te.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(t), "manifests", "crd", "bases")}
 	}
