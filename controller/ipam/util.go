@@ -4,7 +4,6 @@ import (
 	"math"
 	"strings"
 
-
 	ironlbv1beta1 "github.com/ironlb/ironlb/api/v1beta1"
 )
 
