@@ -6,6 +6,7 @@ ETCD_VERSION ?= v3.7.3
 
 BIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen
+BENCHSTAT := $(BIN)/benchstat
 KUBEBUILDER_ASSETS := $(BIN)/k8s/$(K8S_VERSION)
 KUBECTL := $(KUBEBUILDER_ASSETS)/kubectl
 GO_TEST_FLAGS ?=
@@ -63,16 +64,28 @@ test-integration: tools controlplane ## Run the tests against a real kube-apiser
 	IRONLB_REQUIRE_ENVTEST=1 CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./api/... ./manifests/... ./controller/... ./speaker/...
 
 .PHONY: bench
-bench: ## Run the benchmarks, five times each; compare medians.
-	go test -run '^$$' -bench . -benchmem -count 5 $(GO_TEST_FLAGS) ./...
+bench: bench-micro bench-scale ## Run every benchmark and print medians.
+
+.PHONY: bench-micro
+bench-micro: tools ## Run the in-process benchmarks (allocator, ...) five times; print medians.
+	go test -run '^$$' -skip 'AtScale' -bench . -benchmem -count 5 $(GO_TEST_FLAGS) ./... | tee bench-micro.out
+	$(BENCHSTAT) bench-micro.out
+
+.PHONY: bench-scale
+bench-scale: tools controlplane build ## Run the real-API-server benchmarks (10,000 Services) three times; print medians.
+	IRONLB_REQUIRE_ENVTEST=1 go test -run '^$$' -bench 'AtScale' -benchtime 1x -count 3 -timeout 90m $(GO_TEST_FLAGS) ./... | tee bench-scale.out
+	$(BENCHSTAT) bench-scale.out
 
 ##@ Dependencies
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) ## Build the pinned code generators into bin/.
+tools: $(CONTROLLER_GEN) $(BENCHSTAT) ## Build the pinned code generators and benchstat into bin/.
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(BENCHSTAT): hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && go build -o $(BENCHSTAT) golang.org/x/perf/cmd/benchstat
 
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, etcd and kubectl into bin/k8s/$(K8S_VERSION) (cached by version).

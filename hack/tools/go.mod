@@ -2,9 +2,13 @@ module github.com/ironlb/ironlb/hack/tools
 
 go 1.26.0
 
-require sigs.k8s.io/controller-tools v0.23.0
+require (
+	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da
+	sigs.k8s.io/controller-tools v0.23.0
+)
 
 require (
+	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/fatih/color v1.19.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect

@@ -4,5 +4,6 @@
 package tools
 
 import (
+	_ "golang.org/x/perf/cmd/benchstat"
 	_ "sigs.k8s.io/controller-tools/cmd/controller-gen"
 )

@@ -38,6 +38,9 @@ type Flags struct {
 	// HealthAddr is where /healthz and /readyz are served; "0" turns it
 	// off.
 	HealthAddr string
+	// QPS and Burst limit the requests sent to the API server.
+	QPS   float64
+	Burst int
 }
 
 // Register adds the common flags to fs, with the given default ports.
@@ -47,6 +50,8 @@ func (f *Flags) Register(fs *flag.FlagSet, metricsAddr, healthAddr string) {
 	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.MetricsAddr, "metrics-bind-address", metricsAddr, "address of the /metrics endpoint; 0 turns it off")
 	fs.StringVar(&f.HealthAddr, "health-probe-bind-address", healthAddr, "address of the /healthz and /readyz endpoints; 0 turns them off")
+	fs.Float64Var(&f.QPS, "kube-api-qps", 200, "requests per second sent to the API server, sustained")
+	fs.IntVar(&f.Burst, "kube-api-burst", 400, "requests sent to the API server in a burst")
 }
 
 func envOr(name, fallback string) string {
@@ -69,17 +74,17 @@ func (f *Flags) SetupLogging() error {
 
 // RESTConfig returns the connection to the API server the flags describe.
 func (f *Flags) RESTConfig() (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
 	if f.Kubeconfig == "" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
+		if cfg, err = rest.InClusterConfig(); err != nil {
 			return nil, fmt.Errorf("load in-cluster configuration (or pass --kubeconfig): %w", err)
 		}
-		return cfg, nil
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", f.Kubeconfig)
-	if err != nil {
+	} else if cfg, err = clientcmd.BuildConfigFromFlags("", f.Kubeconfig); err != nil {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", f.Kubeconfig, err)
 	}
+	cfg.QPS, cfg.Burst = float32(f.QPS), f.Burst
+	cfg.UserAgent = rest.DefaultKubernetesUserAgent()
 	return cfg, nil
 }
 

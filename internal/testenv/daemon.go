@@ -70,6 +70,9 @@ func StartProcess(t testing.TB, path string, args ...string) *Process {
 	return p
 }
 
+// Pid returns the program's process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Output returns what the program has written so far.
 func (p *Process) Output() string { return p.out.String() }
 

@@ -95,6 +95,9 @@ func Start(t testing.TB, o Options) *Env {
 		ErrorIfCRDPathMissing: true,
 	}
 	te.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDRs)
+	// The data is thrown away with the test: no need to wait for the disk.
+	te.ControlPlane.Etcd = &envtest.Etcd{}
+	te.ControlPlane.Etcd.Configure().Set("unsafe-no-fsync", "true")
 	if o.CRDs {
 		te.CRDDirectoryPaths = []string{filepath.Join(RepoRoot(t), "manifests", "crd", "bases")}
 	}
