@@ -174,9 +174,27 @@ func (m *IPAM) reconcileConfig(ctx context.Context, _ reconcile.Request) (reconc
 	if len(moved) > 0 {
 		m.log.Info("the pools changed: Services whose addresses left them get new ones", "services", moved)
 	}
-	m.enqueue(moved)
-	m.enqueuePending()
-	return reconcile.Result{}, nil
+	// Any Service may be concerned, not only those that lost an address:
+	// one waiting for an address, or a PreferDualStack one that can now
+	// have its second family. Reconciling one that is not is cheap and
+	// changes nothing.
+	return reconcile.Result{}, m.enqueueServed(ctx)
+}
+
+// enqueueServed reconciles again every Service this controller serves.
+func (m *IPAM) enqueueServed(ctx context.Context) error {
+	var services corev1.ServiceList
+	if err := m.client.List(ctx, &services); err != nil {
+		return fmt.Errorf("list Services: %w", err)
+	}
+	var keys []string
+	for i := range services.Items {
+		if m.selection.Serves(&services.Items[i]) {
+			keys = append(keys, Key(services.Items[i].Namespace, services.Items[i].Name))
+		}
+	}
+	m.enqueue(keys)
+	return nil
 }
 
 // reportConfig records the configuration's errors by pool, logs them and

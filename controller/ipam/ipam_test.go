@@ -347,6 +347,33 @@ func TestServicesGetAddresses(t *testing.T) {
 	if other := cl.wait("other", "exists", func(*corev1.Service) bool { return true }); len(other.Status.LoadBalancer.Ingress) != 0 || len(other.Status.Conditions) != 0 {
 		t.Errorf("the Service of another class was touched: %+v", other.Status)
 	}
+
+	// Sharing: web takes a sharing key (and keeps its address); a Service
+	// with the same key and other ports gets web's address although the
+	// pool is full; one with a common port does not.
+	cl.update("web", annotate("ironlb.io/allow-shared-ip", "front"))
+	cl.create(lbService("dns", annotate("metallb.io/allow-shared-ip", "front"), func(s *corev1.Service) {
+		s.Spec.Ports = []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}
+	}))
+	cl.waitIPs("dns", "198.51.100.200")
+	cl.create(lbService("web2", annotate("ironlb.io/allow-shared-ip", "front")))
+	cl.waitRefused("web2", "PoolExhausted")
+	cl.waitIPs("web", "198.51.100.200")
+
+	// A Service waiting for an address gets one when the pool grows.
+	patchPool(t, cl.c, "lan", func(p *ironlbv1beta1.IPAddressPool) {
+		p.Spec.Addresses = append(p.Spec.Addresses, "198.51.100.220-198.51.100.221")
+	})
+	cl.waitIPs("web2", "198.51.100.220")
+
+	// PreferDualStack takes its second family when its pool gains it.
+	cl.create(lbService("later", dualStack, annotate("ironlb.io/address-pool", "v4first")))
+	cl.create(pool("v4first", "203.0.113.10/32"))
+	cl.waitIPs("later", "203.0.113.10")
+	patchPool(t, cl.c, "v4first", func(p *ironlbv1beta1.IPAddressPool) {
+		p.Spec.Addresses = append(p.Spec.Addresses, "2001:db8:8::/126")
+	})
+	cl.waitIPs("later", "203.0.113.10,2001:db8:8::")
 }
 
 func hasIPs(s *corev1.Service) bool { return len(s.Status.LoadBalancer.Ingress) > 0 }
