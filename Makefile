@@ -13,6 +13,11 @@ GO_TEST_FLAGS ?=
 
 export KUBEBUILDER_ASSETS
 
+# The end-to-end tests need root (network namespaces). As root, `make test`
+# and `make test-e2e` turn a missing lab prerequisite into a failure; as
+# another user they skip and say why.
+E2E_REQUIRED := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
+
 .DEFAULT_GOAL := help
 SHELL := /usr/bin/env bash -o pipefail
 
@@ -25,8 +30,13 @@ help: ## Show this help.
 		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: demo
-demo: build ## Run ironlb on its built-in lab and show a Service reachable from a client.
+demo: build controlplane ## Run ironlb on its built-in lab (root); KEEP=1 leaves the lab up, NODES=n sets its size.
 	@hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Tear down a lab left up by `make demo KEEP=1`, and anything a crashed lab left behind.
+	go build -o $(BIN)/lab ./e2etest/cmd/lab
+	$(BIN)/lab down
 
 ##@ Development
 
@@ -53,7 +63,7 @@ build: ## Build bin/controller and bin/speaker.
 
 .PHONY: test
 test: vet tools controlplane ## Run every test: unit, integration (real API server) and end to end (root), race detector on.
-	IRONLB_REQUIRE_ENVTEST=1 CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./...
+	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests only (no API server, no root).
@@ -62,6 +72,10 @@ test-unit: ## Run the unit tests only (no API server, no root).
 .PHONY: test-integration
 test-integration: tools controlplane ## Run the tests against a real kube-apiserver and etcd.
 	IRONLB_REQUIRE_ENVTEST=1 CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./api/... ./manifests/... ./controller/... ./speaker/...
+
+.PHONY: test-e2e
+test-e2e: controlplane ## Run the end-to-end tests: the lab in network namespaces (needs root).
+	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -race -count=1 $(GO_TEST_FLAGS) ./e2etest/...
 
 .PHONY: bench
 bench: bench-micro bench-scale ## Run every benchmark and print medians.

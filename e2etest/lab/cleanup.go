@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Prerequisites returns what the machine lacks to run a lab with cfg:
@@ -279,4 +280,31 @@ func Leftovers(ctx context.Context, id string) ([]string, error) {
 		}
 	}
 	return found, nil
+}
+
+// Stop asks the owner of a running lab (another process, see Running) to
+// tear it down with SIGTERM, and waits up to timeout for it to exit.
+func Stop(ctx context.Context, id string, timeout time.Duration) error {
+	o, err := readOwner(Dir(id))
+	if err != nil {
+		return fmt.Errorf("stop lab %s: %w", id, err)
+	}
+	if !o.alive() {
+		return nil
+	}
+	if err := syscall.Kill(o.PID, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop lab %s: signal its owner %d: %w", id, o.PID, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for o.alive() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stop lab %s: its owner %d still runs after %v", id, o.PID, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
 }

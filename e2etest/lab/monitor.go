@@ -42,7 +42,7 @@ type Monitor struct {
 	done   bool
 }
 
-// startMonitor starts `ip monitor objects...` in namespace ns.
+// startMonitor starts `ip -ts monitor objects...` in namespace ns.
 func (l *Lab) startMonitor(ctx context.Context, name, ns string, objects ...string) (*Monitor, error) {
 	args := append([]string{"ip", "-n", ns, "-ts", "monitor"}, objects...)
 	cmd := exec.Command(args[0], args[1:]...)
@@ -58,7 +58,7 @@ func (l *Lab) startMonitor(ctx context.Context, name, ns string, objects ...stri
 	m := &Monitor{proc: p, notify: make(chan struct{})}
 	l.procs.add(p)
 	go func() {
-		m.read(stdout)
+		m.read(stdout, objects)
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
@@ -68,17 +68,39 @@ func (l *Lab) startMonitor(ctx context.Context, name, ns string, objects ...stri
 	return m, nil
 }
 
-func (m *Monitor) read(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if ev, ok := parseMonitorLine(sc.Text()); ok {
-			m.mu.Lock()
-			m.events = append(m.events, ev)
-			close(m.notify)
-			m.notify = make(chan struct{})
-			m.mu.Unlock()
+func (m *Monitor) read(r io.Reader, objects []string) {
+	br := bufio.NewReaderSize(r, 64*1024)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			break
 		}
+		// A multipath route continues on lines that start with a tab;
+		// `ip` writes a whole message at once, so they are buffered
+		// already.
+		for br.Buffered() > 0 {
+			next, perr := br.Peek(1)
+			if perr != nil || (next[0] != '\t' && next[0] != ' ') {
+				break
+			}
+			more, err := br.ReadString('\n')
+			if err != nil {
+				break
+			}
+			line = strings.TrimRight(line, "\n") + " " + strings.TrimSpace(more) + "\n"
+		}
+		ev, ok := parseMonitorLine(strings.TrimRight(line, "\n"))
+		if !ok {
+			continue
+		}
+		if ev.Object == "" {
+			ev.Object = inferObject(ev.Line, objects)
+		}
+		m.mu.Lock()
+		m.events = append(m.events, ev)
+		close(m.notify)
+		m.notify = make(chan struct{})
+		m.mu.Unlock()
 	}
 	m.mu.Lock()
 	m.done = true
@@ -87,10 +109,29 @@ func (m *Monitor) read(r io.Reader) {
 	m.mu.Unlock()
 }
 
+// neighborStates are the states `ip monitor neigh` ends a line with.
+var neighborStates = map[string]bool{
+	"REACHABLE": true, "STALE": true, "DELAY": true, "PROBE": true, "FAILED": true,
+	"INCOMPLETE": true, "PERMANENT": true, "NOARP": true, "NONE": true,
+}
+
+// inferObject says what an untagged line is about: `ip monitor` tags lines
+// only when it follows everything.
+func inferObject(line string, objects []string) string {
+	if len(objects) == 1 {
+		return objects[0]
+	}
+	f := strings.Fields(line)
+	if strings.Contains(line, " lladdr ") || (len(f) > 0 && neighborStates[f[len(f)-1]]) {
+		return "neigh"
+	}
+	return "route"
+}
+
 // parseMonitorLine reads a line of `ip -ts monitor`, for example
-// "[2026-11-23T17:41:49.123456] [NEIGH]198.51.100.200 dev eth0 lladdr ...".
-// `ip` prints local time; the object tag appears when several objects are
-// monitored.
+// "[2026-11-23T17:41:49.123456] 198.51.100.200 dev eth0 lladdr ... REACHABLE".
+// `ip` prints local time; an object tag ("[NEIGH]") appears only with
+// `monitor all`.
 func parseMonitorLine(line string) (Event, bool) {
 	if !strings.HasPrefix(line, "[") {
 		return Event{}, false
@@ -104,7 +145,7 @@ func parseMonitorLine(line string) (Event, bool) {
 		return Event{}, false
 	}
 	ev := Event{Time: t}
-	rest := line[end+1:]
+	rest := strings.TrimSpace(line[end+1:])
 	if strings.HasPrefix(rest, "[") {
 		if e := strings.Index(rest, "]"); e > 0 {
 			ev.Object = strings.ToLower(rest[1:e])

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -289,10 +291,40 @@ func (l *Lab) StartController(ctx context.Context, args ...string) (*Process, er
 	l.mu.Lock()
 	l.controller = p
 	l.mu.Unlock()
-	if err := waitHealthy(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", health)); err != nil {
+	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", health)
+	if err := os.WriteFile(filepath.Join(l.Dir, "controller-health"), []byte(url), 0o600); err != nil {
+		return p, fmt.Errorf("record the controller's health URL: %w", err)
+	}
+	if err := waitHealthy(ctx, p, url); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// ControllerHealthURL returns the /healthz URL of the controller last
+// started, also from a lab attached to; "" if none was started.
+func (l *Lab) ControllerHealthURL() string {
+	b, err := os.ReadFile(filepath.Join(l.Dir, "controller-health"))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Healthy reports whether url answers 200 within a second.
+func Healthy(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // ControllerProcess returns the controller process, or nil.

@@ -46,7 +46,6 @@ var (
 	// IPv6 single-stack ones.
 	ServiceCIDRV4 = netip.MustParsePrefix("198.51.100.128/26")
 	ServiceCIDRV6 = netip.MustParsePrefix("2001:db8:ffff::/108")
-
 )
 
 // Management network: 169.254.K.0/24, K chosen per lab among these.
