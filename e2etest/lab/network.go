@@ -168,7 +168,7 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 	up := func(addrs ...string) []string {
 		cmds := []string{"link set lo up", "link set " + segmentLink + " up"}
 		for _, a := range addrs {
-			cmds = append(cmds, "addr add "+a+" dev "+segmentLink)
+			cmds = append(cmds, "addr add "+a+" dev "+segmentLink+nodad(a))
 		}
 		return cmds
 	}
@@ -184,7 +184,7 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 	frr := append(up(v4(FRRv4), v6(FRRv6)),
 		"link add eth1 type veth peer name eth0 netns "+l.RoutedClient.Namespace,
 		"addr add "+RoutedGatewayV4.String()+"/28 dev eth1",
-		"addr add "+RoutedGatewayV6.String()+"/64 dev eth1",
+		"addr add "+RoutedGatewayV6.String()+"/64 dev eth1 nodad",
 		"link set eth1 up")
 	if err := ipBatch(ctx, l.FRR.Namespace, frr); err != nil {
 		return fmt.Errorf("configure FRR's namespace: %w", err)
@@ -218,6 +218,16 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// nodad returns " nodad" for an IPv6 address: usable at once, not
+// tentative until the kernel's (asynchronous) duplicate address detection
+// has run.
+func nodad(addr string) string {
+	if strings.Contains(addr, ":") {
+		return " nodad"
+	}
+	return ""
 }
 
 // deleteNetwork removes the lab's namespaces (and so every link in them)

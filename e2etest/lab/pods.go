@@ -157,7 +157,7 @@ func (s *podSet) release(p *Pod) {
 func (p *Pod) serve(ctx context.Context) error {
 	if err := ipBatch(ctx, p.Node.Namespace, []string{
 		"addr replace " + p.IPv4.String() + "/32 dev lo",
-		"addr replace " + p.IPv6.String() + "/128 dev lo",
+		"addr replace " + p.IPv6.String() + "/128 dev lo nodad",
 	}); err != nil {
 		return fmt.Errorf("bind addresses of pod %s: %w", p.Name, err)
 	}

@@ -88,7 +88,7 @@ func demo(ctx context.Context, args []string, w io.Writer) error {
 		return err
 	}
 	if f.keep {
-		printUse(w, l)
+		printUse(ctx, w, l)
 	}
 	return nil
 }

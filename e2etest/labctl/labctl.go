@@ -108,7 +108,7 @@ func up(ctx context.Context, args []string, w io.Writer) error {
 			return err
 		}
 		fmt.Fprint(w, l.Summary())
-		printUse(w, l)
+		printUse(ctx, w, l)
 		return nil
 	}
 	start := time.Now()
@@ -137,19 +137,26 @@ func closeLab(l *lab.Lab, w io.Writer) {
 }
 
 // printUse tells how to use a lab that keeps running.
-func printUse(w io.Writer, l *lab.Lab) {
+func printUse(ctx context.Context, w io.Writer, l *lab.Lab) {
+	l2, routed := "<EXTERNAL-IP>", "<EXTERNAL-IP>"
+	if ips, err := l.ServiceIPs(ctx, demoNamespace, l2Service); err == nil && len(ips) > 0 {
+		l2 = lab.URL(ips[0], servicePort)
+	}
+	if ips, err := l.ServiceIPs(ctx, demoNamespace, bgpService); err == nil && len(ips) > 0 {
+		routed = lab.URL(ips[0], servicePort)
+	}
 	fmt.Fprintf(w, `
 The lab keeps running. To use it:
   export KUBECONFIG=%s
   %s get svc -A
-  ip netns exec %s curl http://198.51.100.200/       # from the layer-2 client
-  ip netns exec %s curl http://203.0.113.0/          # from the routed client
-  vtysh -N %s -c 'show ip route bgp'                  # FRR
-  birdc -s %s/bird/bird.ctl show route              # BIRD
+  ip netns exec %s curl %s    # from the layer-2 client
+  ip netns exec %s curl %s    # from the routed client
+  vtysh -N %s -c 'show ip route bgp'    # FRR
+  birdc -s %s/bird/bird.ctl show route  # BIRD
   logs: %s/logs/
 To tear it down:
-  go run ./e2etest/cmd/lab down -id %s     (or bin/lab down -id %s)
-`, l.Kubeconfig, l.KubectlPath, l.L2Client.Namespace, l.RoutedClient.Namespace, l.FRR.Namespace, l.Dir, l.Dir, l.ID, l.ID)
+  make demo-down    (or: go run ./e2etest/cmd/lab down -id %s)
+`, l.Kubeconfig, l.KubectlPath, l.L2Client.Namespace, l2, l.RoutedClient.Namespace, routed, l.FRR.Namespace, l.Dir, l.Dir, l.ID)
 }
 
 // startDetached starts `lab serve` in a new session, so that it outlives
