@@ -144,9 +144,7 @@ func (m *IPAM) clearStatus(ctx context.Context, svc *corev1.Service) error {
 		return nil
 	}
 	orig := svc.DeepCopy()
-	if cond != nil || svc.Spec.Type != corev1.ServiceTypeLoadBalancer || annotated {
-		svc.Status.LoadBalancer.Ingress = nil
-	}
+	svc.Status.LoadBalancer.Ingress = nil
 	meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionIPAllocated)
 	if !equalServiceStatus(&orig.Status, &svc.Status) {
 		if err := m.client.Status().Patch(ctx, svc, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
