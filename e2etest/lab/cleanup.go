@@ -123,10 +123,14 @@ func Running() map[string]string {
 // directories and the labs' directories. Labs whose owner runs are left
 // alone. It returns what it removed.
 func Clean(ctx context.Context) ([]string, error) {
-	running := Running()
 	var removed []string
 	var errs []error
-	stale := func(id string) bool { _, ok := running[id]; return !ok }
+	// Asked anew for each thing: a lab that starts meanwhile writes its
+	// owner before it makes anything.
+	stale := func(id string) bool {
+		o, err := readOwner(Dir(id))
+		return err != nil || !o.alive()
+	}
 
 	// Processes first, so that nothing holds a namespace.
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))

@@ -170,6 +170,12 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if missing := Prerequisites(cfg); len(missing) > 0 {
 		return nil, fmt.Errorf("lab: cannot start: %v", missing)
 	}
+	// What crashed labs left behind (an owner killed with SIGKILL leaves
+	// FRR's daemons, which drop privileges and so the parent-death
+	// signal, and the namespaces) goes first.
+	if _, err := Clean(ctx); err != nil {
+		return nil, fmt.Errorf("lab: clean up after crashed labs: %w", err)
+	}
 	id, err := newID()
 	if err != nil {
 		return nil, err
