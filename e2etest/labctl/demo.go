@@ -2,7 +2,6 @@ package labctl
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -57,9 +56,9 @@ func curlError(err error) string {
 	return s
 }
 
-func demo(ctx context.Context, args []string, w io.Writer) error {
+func demo(ctx context.Context, args []string, w, errw io.Writer) error {
 	var f upFlags
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := newFlagSet("demo", errw)
 	f.register(fs)
 	fs.BoolVar(&f.keep, "keep", false, "leave the lab running in the background afterwards")
 	if err := fs.Parse(args); err != nil {

@@ -47,17 +47,17 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "up":
-		err = up(ctx, args[1:], stdout)
+		err = up(ctx, args[1:], stdout, stderr)
 	case "serve":
-		err = serve(ctx, args[1:])
+		err = serve(ctx, args[1:], stderr)
 	case "down":
-		err = down(ctx, args[1:], stdout)
+		err = down(ctx, args[1:], stdout, stderr)
 	case "clean":
 		err = clean(ctx, stdout)
 	case "status":
 		err = status(stdout)
 	case "demo":
-		err = demo(ctx, args[1:], stdout)
+		err = demo(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -93,12 +93,19 @@ func (f upFlags) config() lab.Config {
 	return lab.Config{Nodes: f.nodes, NoRouters: f.noRouters}
 }
 
-func up(ctx context.Context, args []string, w io.Writer) error {
+// newFlagSet returns a flag set that reports to w.
+func newFlagSet(name string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	return fs
+}
+
+func up(ctx context.Context, args []string, w, errw io.Writer) error {
 	var f upFlags
-	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs := newFlagSet("up", errw)
 	f.register(fs)
 	fs.BoolVar(&f.demo, "demo", false, "also install ironlb and its samples, pods, the controller and speakers")
-	fs.BoolVar(&f.detach, "detach", false, "run the lab in the background; `lab down` tears it down")
+	fs.BoolVar(&f.detach, "detach", false, "run the lab in the background; 'lab down' tears it down")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -219,9 +226,9 @@ func startDetached(ctx context.Context, f upFlags, w io.Writer) (*lab.Lab, error
 // serve is the background owner of a detached lab: it reports progress
 // and "ready <ID>" (or "error <message>") on file descriptor 3, then
 // keeps the lab until SIGTERM.
-func serve(ctx context.Context, args []string) error {
+func serve(ctx context.Context, args []string, errw io.Writer) error {
 	var f upFlags
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newFlagSet("serve", errw)
 	f.register(fs)
 	fs.BoolVar(&f.demo, "demo", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -258,8 +265,8 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 
 // down tears down running labs: it asks their owner to stop, waits, and
 // cleans what is left.
-func down(ctx context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+func down(ctx context.Context, args []string, w, errw io.Writer) error {
+	fs := newFlagSet("down", errw)
 	id := fs.String("id", "", "ID of the lab to tear down; empty means every running lab")
 	if err := fs.Parse(args); err != nil {
 		return err
