@@ -40,12 +40,12 @@ func Require(t testing.TB, tools ...string) {
 		skip = t.Fatalf
 	}
 	if os.Geteuid() != 0 {
-		skip("needs root to create network namespaces and raw sockets (set %s=1 to make this a failure)", RequireEnv)
+		skip("needs root to create network namespaces and raw sockets (%s=1 makes this a failure)", RequireEnv)
 		return
 	}
 	for _, tool := range append([]string{"ip"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
-			skip("needs %s on the PATH: %v (set %s=1 to make this a failure)", tool, err, RequireEnv)
+			skip("needs %s on the PATH: %v (%s=1 makes this a failure)", tool, err, RequireEnv)
 			return
 		}
 	}
