@@ -95,7 +95,7 @@ func TestCompute(t *testing.T) {
 		})), func(r *config.Resources) {
 			r.Pools[0] = ipPool("bgp", "203.0.113.0/24", "2001:db8:100::/64")
 		}),
-		services: []Service{web, api, {Key: "default/v6", IPs: addrs("2001:db8:100::ff")}},
+		services:  []Service{web, api, {Key: "default/v6", IPs: addrs("2001:db8:100::ff")}},
 		wantPeers: []string{"bird", "frr"},
 		want: map[string][]Route{
 			"frr": {{Prefix: prefix("203.0.113.0/24")}, {Prefix: prefix("2001:db8:100::/64")}},
