@@ -11,8 +11,13 @@ import (
 	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/ironlb/ironlb/internal/daemon"
+	"github.com/ironlb/ironlb/speaker/cluster"
+	"github.com/ironlb/ironlb/speaker/layer2"
+	"github.com/ironlb/ironlb/speaker/layer2/interfaces"
 )
 
 // The speaker's permissions, rendered into manifests/rbac/speaker by
@@ -69,6 +74,25 @@ func run(ctx context.Context, o options) error {
 	}
 	if err := daemon.AddHealthChecks(mgr); err != nil {
 		return err
+	}
+	metrics, err := cluster.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	announcer := layer2.NewAnnouncer(layer2.Listener{ARP: metrics.Protocol("arp"), NDP: metrics.Protocol("ndp")})
+	announcer.Log = ctrl.Log.WithName("layer2")
+	sp := cluster.New(mgr.GetClient(), cluster.Options{
+		Node: o.nodeName, Namespace: o.Namespace, Announcer: announcer,
+		Recorder: mgr.GetEventRecorder("ironlb-speaker"), Metrics: metrics,
+	})
+	if err := sp.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	links := interfaces.NewWatcher(sp.SetLinks)
+	for _, r := range []manager.RunnableFunc{announcer.Run, links.Run} {
+		if err := mgr.Add(r); err != nil {
+			return fmt.Errorf("add runnable: %w", err)
+		}
 	}
 	ctrl.Log.Info("starting speaker", "node", o.nodeName, "namespace", o.Namespace)
 	return mgr.Start(ctx)

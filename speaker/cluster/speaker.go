@@ -1,0 +1,412 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	ironlbv1beta1 "github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/config"
+	"github.com/ironlb/ironlb/speaker/eligibility"
+	"github.com/ironlb/ironlb/speaker/layer2"
+	"github.com/ironlb/ironlb/speaker/layer2/interfaces"
+)
+
+// Announcer is what the Speaker drives in layer 2: *layer2.Announcer.
+type Announcer interface {
+	Apply(layer2.Desired) error
+}
+
+// Options configure a Speaker.
+type Options struct {
+	// Node is the name of this speaker's Node.
+	Node string
+	// Namespace is ironlb's namespace, where its configuration lives.
+	Namespace string
+	// Announcer answers ARP and NDP.
+	Announcer Announcer
+	// Recorder records events on Services.
+	Recorder events.EventRecorder
+	// Metrics receives the speaker's metrics; nil records none.
+	Metrics *Metrics
+}
+
+// Speaker keeps this node's announcements in step with the cluster.
+type Speaker struct {
+	client    client.Client
+	node      string
+	namespace string
+	announcer Announcer
+	recorder  events.EventRecorder
+	metrics   *Metrics
+	log       logr.Logger
+
+	changed chan event.GenericEvent
+
+	mu    sync.Mutex
+	links []interfaces.Link
+	live  map[string]bool
+	// cfg is the last valid configuration, kept when a change is invalid.
+	cfg    *config.Config
+	cfgErr string
+	// owners remembers each Service's layer-2 owner, to tell when it moves.
+	owners map[string]string
+}
+
+// New returns a Speaker that reads and writes through c.
+func New(c client.Client, o Options) *Speaker {
+	return &Speaker{
+		client: c, node: o.Node, namespace: o.Namespace, announcer: o.Announcer,
+		recorder: o.Recorder, metrics: o.Metrics, log: ctrl.Log.WithName("speaker"),
+		changed: make(chan event.GenericEvent, 1),
+		owners:  map[string]string{},
+	}
+}
+
+// SetLinks records this node's network interfaces, as an
+// interfaces.Watcher reports them, and recomputes the announcements.
+func (s *Speaker) SetLinks(links []interfaces.Link) {
+	s.mu.Lock()
+	s.links = links
+	s.mu.Unlock()
+	s.Changed()
+}
+
+// SetLive records the nodes whose speaker the failure detector sees alive
+// (nil: none runs), and recomputes the announcements.
+func (s *Speaker) SetLive(live map[string]bool) {
+	s.mu.Lock()
+	s.live = live
+	s.mu.Unlock()
+	s.Changed()
+}
+
+// Changed asks for the announcements to be recomputed.
+func (s *Speaker) Changed() {
+	select {
+	case s.changed <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{}}:
+	default:
+	}
+}
+
+// theKey is the Speaker's one work item: any change recomputes everything.
+var theKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "announcements"}}
+
+// SetupWithManager watches everything the announcements depend on.
+func (s *Speaker) SetupWithManager(mgr ctrl.Manager) error {
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{theKey}
+	})
+	b := ctrl.NewControllerManagedBy(mgr).Named("announcements").
+		WatchesRawSource(source.Channel(s.changed, all)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1})
+	for _, obj := range []client.Object{
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+		&ironlbv1beta1.IPAddressPool{}, &ironlbv1beta1.L2Advertisement{}, &ironlbv1beta1.BGPAdvertisement{},
+		&ironlbv1beta1.BGPPeer{}, &ironlbv1beta1.Community{}, &corev1.Secret{},
+	} {
+		b = b.Watches(obj, all)
+	}
+	if err := b.Complete(reconcile.Func(s.reconcile)); err != nil {
+		return fmt.Errorf("create the announcement controller: %w", err)
+	}
+	return nil
+}
+
+func (s *Speaker) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	res := Compute(snap)
+	if err := s.announcer.Apply(res.L2); err != nil {
+		s.log.Error(err, "announce in layer 2 (retried in the background)")
+	}
+	s.metrics.announced(res.L2)
+	s.report(ctx, snap, res)
+	return reconcile.Result{}, s.writeStatuses(ctx, res)
+}
+
+// snapshot reads the cluster from the cache.
+func (s *Speaker) snapshot(ctx context.Context) (Snapshot, error) {
+	cfg, err := s.config(ctx)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	var nodes corev1.NodeList
+	if err := s.client.List(ctx, &nodes); err != nil {
+		return Snapshot{}, fmt.Errorf("list Nodes: %w", err)
+	}
+	var services corev1.ServiceList
+	if err := s.client.List(ctx, &services); err != nil {
+		return Snapshot{}, fmt.Errorf("list Services: %w", err)
+	}
+	var epSlices discoveryv1.EndpointSliceList
+	if err := s.client.List(ctx, &epSlices); err != nil {
+		return Snapshot{}, fmt.Errorf("list EndpointSlices: %w", err)
+	}
+	s.mu.Lock()
+	snap := Snapshot{Node: s.node, Config: cfg, Live: s.live, Links: s.links}
+	s.mu.Unlock()
+
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		snap.Nodes = append(snap.Nodes, nodeOf(n))
+		if n.Name == s.node {
+			for _, a := range n.Status.Addresses {
+				if ip, err := netip.ParseAddr(a.Address); err == nil && (a.Type == corev1.NodeInternalIP || a.Type == corev1.NodeExternalIP) {
+					snap.NodeAddrs = append(snap.NodeAddrs, ip)
+				}
+			}
+		}
+	}
+	endpoints := map[string][]eligibility.Endpoint{}
+	for i := range epSlices.Items {
+		sl := &epSlices.Items[i]
+		name := sl.Labels[discoveryv1.LabelServiceName]
+		if name == "" {
+			continue
+		}
+		key := sl.Namespace + "/" + name
+		for _, e := range sl.Endpoints {
+			endpoints[key] = append(endpoints[key], endpointOf(e))
+		}
+	}
+	for i := range services.Items {
+		svc := &services.Items[i]
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		var ips []netip.Addr
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			if ip, err := netip.ParseAddr(in.IP); err == nil {
+				ips = append(ips, ip.Unmap())
+			}
+		}
+		if len(ips) == 0 {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		snap.Services = append(snap.Services, Service{
+			Key: key, IPs: ips, Endpoints: endpoints[key],
+			ExternalTrafficPolicyLocal: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		})
+	}
+	return snap, nil
+}
+
+// config returns the announcement configuration: the one the objects
+// describe when it is valid, else the last valid one.
+func (s *Speaker) config(ctx context.Context) (*config.Config, error) {
+	var pools ironlbv1beta1.IPAddressPoolList
+	var l2 ironlbv1beta1.L2AdvertisementList
+	var peers ironlbv1beta1.BGPPeerList
+	var bgpAdvs ironlbv1beta1.BGPAdvertisementList
+	var communities ironlbv1beta1.CommunityList
+	var secrets corev1.SecretList
+	for _, l := range []client.ObjectList{&pools, &l2, &peers, &bgpAdvs, &communities, &secrets} {
+		if err := s.client.List(ctx, l, client.InNamespace(s.namespace)); err != nil {
+			return nil, fmt.Errorf("list configuration: %w", err)
+		}
+	}
+	in := config.Resources{
+		Namespace: s.namespace, Pools: pools.Items, L2Advertisements: l2.Items, BGPPeers: peers.Items,
+		BGPAdvertisements: bgpAdvs.Items, Communities: communities.Items, Secrets: secrets.Items,
+	}
+	cfg, err := config.New(in)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if msg := err.Error(); msg != s.cfgErr {
+			state := "the last valid configuration stays in force"
+			if s.cfg == nil {
+				state = "nothing is announced until it is fixed"
+			}
+			s.log.Error(err, "the configuration is invalid: "+state)
+			s.cfgErr = msg
+		}
+		return s.cfg, nil
+	}
+	if s.cfgErr != "" {
+		s.log.Info("the configuration is valid again")
+		s.cfgErr = ""
+	}
+	s.cfg = cfg
+	return cfg, nil
+}
+
+func nodeOf(n *corev1.Node) eligibility.Node {
+	out := eligibility.Node{Name: n.Name, Labels: n.Labels}
+	for _, c := range n.Status.Conditions {
+		switch c.Type {
+		case corev1.NodeReady:
+			out.Ready = c.Status == corev1.ConditionTrue
+		case corev1.NodeNetworkUnavailable:
+			out.NetworkUnavailable = c.Status == corev1.ConditionTrue
+		}
+	}
+	return out
+}
+
+func endpointOf(e discoveryv1.Endpoint) eligibility.Endpoint {
+	out := eligibility.Endpoint{Ready: true}
+	if e.NodeName != nil {
+		out.NodeName = *e.NodeName
+	}
+	if e.Conditions.Ready != nil {
+		out.Ready = *e.Conditions.Ready
+	}
+	out.Serving = out.Ready
+	if e.Conditions.Serving != nil {
+		out.Serving = *e.Conditions.Serving
+	}
+	if e.Conditions.Terminating != nil {
+		out.Terminating = *e.Conditions.Terminating
+	}
+	return out
+}
+
+// report logs what changed and records a nodeAssigned event on each
+// Service this node starts to announce.
+func (s *Speaker) report(ctx context.Context, snap Snapshot, res Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for key, a := range res.Layer2 {
+		seen[key] = true
+		old, known := s.owners[key]
+		if known && old == a.Owner {
+			continue
+		}
+		s.owners[key] = a.Owner
+		switch {
+		case a.Owner == s.node:
+			s.log.Info("announcing in layer 2", "service", key, "interfaces", a.Interfaces, "eligible", a.Eligible)
+			s.event(ctx, key, "nodeAssigned", fmt.Sprintf("announcing from node %s, protocol layer2, interfaces %s", s.node, strings.Join(a.Interfaces, ", ")))
+		case a.Owner == "":
+			s.log.Info("no node may announce the Service in layer 2", "service", key, "why", whyString(a.Why))
+		case old == s.node:
+			s.log.Info("stopped announcing in layer 2: another node owns the Service", "service", key, "owner", a.Owner)
+		default:
+			if why, ok := a.Why[s.node]; ok {
+				s.log.V(1).Info("not announcing in layer 2", "service", key, "owner", a.Owner, "why", why.String())
+			}
+		}
+	}
+	for key := range s.owners {
+		if !seen[key] {
+			delete(s.owners, key)
+		}
+	}
+}
+
+func (s *Speaker) event(ctx context.Context, key, reason, note string) {
+	ns, name, _ := strings.Cut(key, "/")
+	var svc corev1.Service
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+		return
+	}
+	s.recorder.Eventf(&svc, nil, corev1.EventTypeNormal, reason, "Announce", "%s", note)
+}
+
+func whyString(why map[string]eligibility.Why) string {
+	names := make([]string, 0, len(why))
+	for n := range why {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + ": " + why[n].String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// statusName is the name of the ServiceL2Status of a Service: its
+// namespace and name joined by a dot, which neither may contain.
+func statusName(key string) string {
+	return strings.Replace(key, "/", ".", 1)
+}
+
+// writeStatuses creates or updates the ServiceL2Status of every Service
+// this node announces, and deletes those of Services nobody announces that
+// name this node.
+func (s *Speaker) writeStatuses(ctx context.Context, res Result) error {
+	var existing ironlbv1beta1.ServiceL2StatusList
+	if err := s.client.List(ctx, &existing, client.InNamespace(s.namespace)); err != nil {
+		return fmt.Errorf("list ServiceL2Statuses: %w", err)
+	}
+	byName := map[string]*ironlbv1beta1.ServiceL2Status{}
+	for i := range existing.Items {
+		byName[existing.Items[i].Name] = &existing.Items[i]
+	}
+	announced := map[string]bool{}
+	for key, a := range res.Layer2 {
+		if a.Owner == "" {
+			continue
+		}
+		announced[statusName(key)] = true
+		if a.Owner != s.node {
+			continue
+		}
+		ns, name, _ := strings.Cut(key, "/")
+		want := ironlbv1beta1.ServiceL2StatusStatus{Node: s.node, ServiceName: name, ServiceNamespace: ns}
+		for _, i := range a.Interfaces {
+			want.Interfaces = append(want.Interfaces, ironlbv1beta1.InterfaceInfo{Name: i})
+		}
+		if err := s.writeStatus(ctx, byName[statusName(key)], statusName(key), want); err != nil {
+			return err
+		}
+	}
+	for name, st := range byName {
+		if !announced[name] && st.Status.Node == s.node {
+			if err := s.client.Delete(ctx, st); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete ServiceL2Status %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Speaker) writeStatus(ctx context.Context, st *ironlbv1beta1.ServiceL2Status, name string, want ironlbv1beta1.ServiceL2StatusStatus) error {
+	if st == nil {
+		st = &ironlbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: s.namespace, Name: name}}
+		if err := s.client.Create(ctx, st); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create ServiceL2Status %s: %w", name, err)
+		}
+		if err := s.client.Get(ctx, client.ObjectKeyFromObject(st), st); err != nil {
+			return fmt.Errorf("read ServiceL2Status %s: %w", name, err)
+		}
+	}
+	if equalL2Status(st.Status, want) {
+		return nil
+	}
+	st.Status = want
+	if err := s.client.Status().Update(ctx, st); err != nil {
+		return fmt.Errorf("write ServiceL2Status %s: %w", name, err)
+	}
+	return nil
+}
+
+func equalL2Status(a, b ironlbv1beta1.ServiceL2StatusStatus) bool {
+	return a.Node == b.Node && a.ServiceName == b.ServiceName && a.ServiceNamespace == b.ServiceNamespace &&
+		slices.Equal(a.Interfaces, b.Interfaces)
+}
