@@ -143,4 +143,3 @@ func addrs(s ...string) []netip.Addr {
 	}
 	return out
 }
-
