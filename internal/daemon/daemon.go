@@ -115,6 +115,9 @@ func (f *Flags) ManagerOptions() (ctrl.Options, error) {
 		Metrics:                metricsserver.Options{BindAddress: f.MetricsAddr},
 		HealthProbeBindAddress: f.HealthAddr,
 		Cache: cache.Options{
+			// Nothing reads managedFields; dropping them roughly halves
+			// the memory a cached Service takes.
+			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&ironlbv1beta1.IPAddressPool{}:    {Namespaces: own},
 				&ironlbv1beta1.L2Advertisement{}:  {Namespaces: own},
