@@ -75,8 +75,12 @@ type Path struct {
 	// Best is the router's chosen path; Multipath says it is used for
 	// ECMP with the best one.
 	Best, Multipath bool
-	// ASPath is the AS path as the router prints it.
+	// ASPath is the AS path, AS numbers separated by spaces ("64512").
 	ASPath string
+	// Communities are the path's communities in the API's notation
+	// ("65535:65281", "large:64512:1:1"); BIRD only (FRR's table JSON
+	// leaves them out).
+	Communities []string
 }
 
 // KernelRoute is a route a router installed in its namespace's kernel
@@ -633,17 +637,23 @@ func parseBIRDRoutes(out []byte, peers map[string]netip.Addr) ([]Route, error) {
 			}
 			rest := t[open+closeIdx+1:]
 			path := Path{Peer: peer, Best: strings.HasPrefix(strings.TrimSpace(rest), "*")}
-			if i := strings.Index(rest, "[AS"); i >= 0 {
-				path.ASPath = strings.TrimSuffix(strings.TrimPrefix(rest[i:], "["), "]")
-			}
 			cur.Paths = append(cur.Paths, path)
 			curPath = &cur.Paths[len(cur.Paths)-1]
 			continue
 		}
-		if via, ok := strings.CutPrefix(t, "via "); ok && curPath != nil {
+		if curPath == nil {
+			continue
+		}
+		if via, ok := strings.CutPrefix(t, "via "); ok {
 			if a, err := netip.ParseAddr(strings.Fields(via)[0]); err == nil {
 				curPath.NextHop = a
 			}
+		} else if v, ok := strings.CutPrefix(t, "BGP.as_path:"); ok {
+			curPath.ASPath = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(t, "BGP.community:"); ok {
+			curPath.Communities = append(curPath.Communities, birdCommunities(v, "")...)
+		} else if v, ok := strings.CutPrefix(t, "BGP.large_community:"); ok {
+			curPath.Communities = append(curPath.Communities, birdCommunities(v, "large:")...)
 		}
 	}
 	// Keep only prefixes learned from the nodes.
@@ -656,6 +666,24 @@ func parseBIRDRoutes(out []byte, peers map[string]netip.Addr) ([]Route, error) {
 	}
 	sort.Slice(kept, func(i, j int) bool { return prefixLess(kept[i].Prefix, kept[j].Prefix) })
 	return kept, nil
+}
+
+// birdCommunities reads BIRD's "(65535,65281) (64512,100)" or, for large
+// communities, "(64512, 1, 1)" into "65535:65281" or "large:64512:1:1".
+func birdCommunities(s, prefix string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ")") {
+		part = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(part), "("))
+		if part == "" {
+			continue
+		}
+		fields := strings.Split(part, ",")
+		for i := range fields {
+			fields[i] = strings.TrimSpace(fields[i])
+		}
+		out = append(out, prefix+strings.Join(fields, ":"))
+	}
+	return out
 }
 
 // waitFor polls ready every 20 ms until it holds, p exits, or ctx ends
