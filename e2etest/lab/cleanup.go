@@ -129,7 +129,15 @@ func Clean(ctx context.Context) ([]string, error) {
 	// owner before it makes anything.
 	stale := func(id string) bool {
 		o, err := readOwner(Dir(id))
-		return err != nil || !o.alive()
+		if err != nil {
+			// A lab creates its directory, then writes its owner: a
+			// young directory without one is a lab starting.
+			if fi, serr := os.Stat(Dir(id)); serr == nil && time.Since(fi.ModTime()) < time.Minute {
+				return false
+			}
+			return true
+		}
+		return !o.alive()
 	}
 
 	// Processes first, so that nothing holds a namespace.

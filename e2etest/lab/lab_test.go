@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -292,4 +295,172 @@ func TestRouters(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBGPThroughRouters checks the routed path of the lab without a
+// speaker: a BIRD playing the speaker in each node's namespace advertises
+// a Service IP with communities to FRR (TCP MD5) and to the lab's BIRD;
+// both routers hold it with ECMP over the nodes, and the routed client
+// reaches a pod through FRR and the kube-proxy stand-in.
+func TestBGPThroughRouters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const password = "s3cret"
+	l := lab.New(t, lab.Config{Nodes: 2, FRR: &lab.RouterConfig{Password: password}})
+	vip := netip.MustParseAddr("203.0.113.10")
+
+	if _, err := l.RunPods(ctx, lab.PodSpec{Labels: map[string]string{"app": "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Apply(ctx, `
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+`); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetServiceIngress(ctx, "default", "web", vip); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitProxy(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range l.Nodes {
+		fakeSpeaker(t, l, n, vip, password)
+	}
+
+	prefix := netip.PrefixFrom(vip, 32)
+	nodes := []netip.Addr{l.Nodes[0].IPv4, l.Nodes[1].IPv4}
+	// FRR: both paths, ECMP in the kernel, the communities.
+	var kr []lab.KernelRoute
+	for ctx.Err() == nil {
+		var err error
+		if kr, err = l.FRR.KernelRoutes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(kr) == 1 && len(kr[0].NextHops) == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want := []lab.KernelRoute{{Prefix: prefix, NextHops: nodes}}
+	eq := cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+	if diff := cmp.Diff(want, kr, eq); diff != "" {
+		sessions, _ := l.FRR.Sessions(ctx)
+		summary, _ := l.FRR.VTY(ctx, "show bgp summary")
+		t.Fatalf("FRR's kernel routes (-want +got):\n%s\nsessions: %+v\n%s\nFRR's log:\n%s", diff, sessions, summary, l.FRR.Log())
+	}
+	rt, ok, err := l.FRR.Route(ctx, prefix)
+	if err != nil || !ok {
+		t.Fatalf("FRR's route to %s: %v %v", prefix, ok, err)
+	}
+	wantPaths := []lab.Path{
+		{NextHop: nodes[0], Peer: nodes[0], ASPath: "64512", Communities: []string{"64512:100", "65535:65281", "large:64512:1:1"}},
+		{NextHop: nodes[1], Peer: nodes[1], ASPath: "64512", Communities: []string{"64512:100", "65535:65281", "large:64512:1:1"}},
+	}
+	if diff := cmp.Diff(wantPaths, rt.Paths, eq, cmpopts.IgnoreFields(lab.Path{}, "Best", "Multipath")); diff != "" {
+		t.Errorf("FRR's paths to %s (-want +got):\n%s", prefix, diff)
+	}
+	best, multi := 0, 0
+	for _, p := range rt.Paths {
+		if p.Best {
+			best++
+		}
+		if p.Multipath {
+			multi++
+		}
+	}
+	if best != 1 || multi != 2 {
+		t.Errorf("FRR's paths: %d best and %d multipath, want 1 and 2: %+v", best, multi, rt.Paths)
+	}
+	if table, err := l.FRR.Routes(ctx); err != nil || len(table) != 1 || len(table[0].Paths) != 2 {
+		t.Errorf("FRR's BGP table: %+v, %v", table, err)
+	}
+
+	// BIRD: both paths too (no password on its sessions).
+	var br []lab.Route
+	for ctx.Err() == nil {
+		if br, err = l.BIRD.Routes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(br) == 1 && len(br[0].Paths) == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if diff := cmp.Diff(wantPaths, brPaths(br), eq, cmpopts.IgnoreFields(lab.Path{}, "Best", "Multipath")); diff != "" {
+		t.Errorf("BIRD's paths (-want +got):\n%s", diff)
+	}
+	if bk, err := l.BIRD.KernelRoutes(ctx); err != nil || cmp.Diff(want, bk, eq) != "" {
+		t.Errorf("BIRD's kernel routes: %+v, %v; want %+v", bk, err, want)
+	}
+
+	// The routed client reaches a pod through FRR; with ECMP and policy
+	// Local, the pod is on the node FRR picked, and sees the client.
+	a, err := l.RoutedClient.Curl(ctx, vip, 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.From.Addr() != l.RoutedClient.IPv4 {
+		t.Errorf("the pod saw %s, want the routed client %s", a.From, l.RoutedClient.IPv4)
+	}
+}
+
+func brPaths(rs []lab.Route) []lab.Path {
+	if len(rs) != 1 {
+		return nil
+	}
+	return rs[0].Paths
+}
+
+// fakeSpeaker runs a BIRD in node n's namespace that advertises vip with
+// communities to FRR (with the password) and to the lab's BIRD, as a
+// speaker will.
+func fakeSpeaker(t *testing.T, l *lab.Lab, n *lab.Node, vip netip.Addr, password string) {
+	t.Helper()
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`router id %[1]s;
+protocol device {}
+protocol static vips { ipv4; route %[2]s/32 blackhole; }
+filter announce {
+  bgp_community.add((65535,65281));
+  bgp_community.add((64512,100));
+  bgp_large_community.add((64512,1,1));
+  accept;
+}
+protocol bgp to_frr {
+  local %[1]s as 64512;
+  neighbor %[3]s as 64500;
+  password "%[4]s";
+  ipv4 { import none; export filter announce; };
+}
+protocol bgp to_bird {
+  local %[1]s as 64512;
+  neighbor %[5]s as 64501;
+  ipv4 { import none; export filter announce; };
+}
+`, n.IPv4, vip, l.FRR.IPv4, password, l.BIRD.IPv4)
+	path := dir + "/bird.conf"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", n.Namespace, "bird", "-f", "-c", path, "-s", dir+"/bird.ctl", "-P", dir+"/bird.pid")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("BIRD speaker on %s:\n%s", n.Name, out)
+		}
+	})
 }

@@ -72,7 +72,7 @@ func TestParseBIRD(t *testing.T) {
 	wantRoutes := []Route{{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Paths: []Path{
 		{NextHop: netip.MustParseAddr("198.51.100.1"), Peer: netip.MustParseAddr("198.51.100.11"), Best: true, ASPath: "64500"},
 		{NextHop: netip.MustParseAddr("198.51.100.12"), Peer: netip.MustParseAddr("198.51.100.12"), ASPath: "64500 64501",
-			Communities: []string{"65535:65281", "64512:100", "large:64512:1:1"}},
+			Communities: []string{"64512:100", "65535:65281", "large:64512:1:1"}},
 	}}}
 	if diff := cmp.Diff(wantRoutes, routes, addrs); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)

@@ -78,8 +78,8 @@ type Path struct {
 	// ASPath is the AS path, AS numbers separated by spaces ("64512").
 	ASPath string
 	// Communities are the path's communities in the API's notation
-	// ("65535:65281", "large:64512:1:1"); BIRD only (FRR's table JSON
-	// leaves them out).
+	// ("65535:65281", "large:64512:1:1"), sorted: from BIRD.Routes and
+	// FRR.Route (FRR's whole-table JSON leaves them out).
 	Communities []string
 }
 
@@ -436,6 +436,82 @@ func parseFRRRoutes(out []byte) ([]Route, error) {
 	return routes, nil
 }
 
+// Route returns FRR's paths to one prefix with their communities (`show
+// bgp <family> unicast <prefix> json`); ok is false when FRR has no route
+// to it.
+func (r *FRR) Route(ctx context.Context, prefix netip.Prefix) (rt Route, ok bool, err error) {
+	af := "ipv4"
+	if prefix.Addr().Is6() {
+		af = "ipv6"
+	}
+	out, err := r.VTY(ctx, "show bgp "+af+" unicast "+prefix.String()+" json")
+	if err != nil {
+		return Route{}, false, err
+	}
+	return parseFRRRoute(out, prefix)
+}
+
+// frrCommunityNames are the well-known communities FRR prints by name.
+var frrCommunityNames = map[string]string{
+	"graceful-shutdown": "65535:0", "accept-own": "65535:1", "llgr-stale": "65535:6", "no-llgr": "65535:7",
+	"blackhole": "65535:666", "no-export": "65535:65281", "no-advertise": "65535:65282",
+	"local-AS": "65535:65283", "no-peer": "65535:65284",
+}
+
+// parseFRRRoute reads `show bgp <family> unicast <prefix> json`.
+func parseFRRRoute(out []byte, prefix netip.Prefix) (Route, bool, error) {
+	var raw struct {
+		Paths []struct {
+			ASPath struct {
+				String string `json:"string"`
+			} `json:"aspath"`
+			Community struct {
+				String string `json:"string"`
+			} `json:"community"`
+			LargeCommunity struct {
+				String string `json:"string"`
+			} `json:"largeCommunity"`
+			Multipath bool `json:"multipath"`
+			BestPath  struct {
+				Overall bool `json:"overall"`
+			} `json:"bestpath"`
+			NextHops []struct {
+				IP string `json:"ip"`
+			} `json:"nexthops"`
+			Peer struct {
+				PeerID string `json:"peerId"`
+			} `json:"peer"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return Route{}, false, fmt.Errorf("parse FRR's route to %s: %w", prefix, err)
+	}
+	if len(raw.Paths) == 0 {
+		return Route{}, false, nil
+	}
+	rt := Route{Prefix: prefix}
+	for _, p := range raw.Paths {
+		path := Path{Best: p.BestPath.Overall, Multipath: p.Multipath, ASPath: p.ASPath.String}
+		path.Peer, _ = netip.ParseAddr(p.Peer.PeerID)
+		if len(p.NextHops) > 0 {
+			path.NextHop, _ = netip.ParseAddr(p.NextHops[0].IP)
+		}
+		for _, c := range strings.Fields(p.Community.String) {
+			if v, named := frrCommunityNames[c]; named {
+				c = v
+			}
+			path.Communities = append(path.Communities, c)
+		}
+		for _, c := range strings.Fields(p.LargeCommunity.String) {
+			path.Communities = append(path.Communities, "large:"+c)
+		}
+		sort.Strings(path.Communities)
+		rt.Paths = append(rt.Paths, path)
+	}
+	sortPaths(rt.Paths)
+	return rt, true, nil
+}
+
 func sortPaths(p []Path) {
 	sort.Slice(p, func(i, j int) bool { return p[i].NextHop.Less(p[j].NextHop) })
 }
@@ -659,6 +735,9 @@ func parseBIRDRoutes(out []byte, peers map[string]netip.Addr) ([]Route, error) {
 	// Keep only prefixes learned from the nodes.
 	kept := routes[:0]
 	for _, rt := range routes {
+		for _, p := range rt.Paths {
+			sort.Strings(p.Communities)
+		}
 		if len(rt.Paths) > 0 {
 			sortPaths(rt.Paths)
 			kept = append(kept, rt)

@@ -114,7 +114,7 @@ func New(t testing.TB, cfg Config) *Lab {
 	t.Cleanup(func() {
 		defer unregister(l)
 		if t.Failed() {
-			t.Logf("logs of lab %s:\n%s", l.ID, l.Logs(40))
+			t.Logf("logs of lab %s:\n%s", l.ID, l.Logs(20))
 		}
 		if err := l.Close(); err != nil {
 			t.Errorf("tear down lab %s: %v", l.ID, err)
