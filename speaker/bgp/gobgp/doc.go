@@ -25,10 +25,11 @@
 // peer's router ID and AS number are honoured as given, and resetting one
 // session cannot disturb another. The cost is one RIB per peer: memory
 // grows with routes times peers, which for a speaker's host routes stays
-// small. Every server rejects all routes the routers send (a global import
-// policy whose default is reject), so nothing a router says can displace
-// the speaker's own routes; gobgp still counts them in its Adj-RIB-In, so
-// routers should be configured to send the speakers nothing.
+// small. Every server keeps out of its RIB all routes the routers send (a
+// global import policy that accepts only locally originated routes), so
+// nothing a router says can displace the speaker's own routes; gobgp still
+// keeps them in its Adj-RIB-In, so routers should be configured to send
+// the speakers nothing, or little.
 //
 // gobgp's Serve loop never returns, so a server whose peer is deleted is
 // emptied, stopped and kept for the next peer instead of being leaked.

@@ -72,8 +72,20 @@ func (l *logger) Fatal(msg string, fields gobgplog.Fields) {
 // Error logs msg at slog's Error level.
 func (l *logger) Error(msg string, fields gobgplog.Fields) { l.write(slog.LevelError, msg, fields) }
 
-// Warn logs msg at slog's Warn level.
-func (l *logger) Warn(msg string, fields gobgplog.Fields) { l.write(slog.LevelWarn, msg, fields) }
+// noMatchingWithdraw is the warning gobgp logs for every route a router
+// sends: the import policy turns each into a withdrawal of a path the RIB
+// never held.
+const noMatchingWithdraw = "No matching path for withdraw found"
+
+// Warn logs msg at slog's Warn level, or at Debug level if it is the
+// expected consequence of rejecting the routers' routes.
+func (l *logger) Warn(msg string, fields gobgplog.Fields) {
+	if strings.HasPrefix(msg, noMatchingWithdraw) {
+		l.write(slog.LevelDebug, msg, fields)
+		return
+	}
+	l.write(slog.LevelWarn, msg, fields)
+}
 
 // Info logs msg at slog's Debug level.
 func (l *logger) Info(msg string, fields gobgplog.Fields) { l.write(slog.LevelDebug, msg, fields) }

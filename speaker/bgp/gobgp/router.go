@@ -17,6 +17,10 @@ import (
 	"github.com/ironlb/ironlb/speaker/bgp"
 )
 
+// importPolicy names the gobgp policy that keeps the routers' routes out
+// of a server's RIB.
+const importPolicy = "ironlb-local-routes-only"
+
 // Errors a caller may branch on.
 var (
 	// ErrNoNextHop reports a route of one family on a session of the other
@@ -385,9 +389,23 @@ func (r *Router) startSession(ctx context.Context, s *session) error {
 		return fail(fmt.Errorf("start gobgp: %w", err))
 	}
 	// Take nothing from the router: its routes could only displace ours.
+	// The global import policy also filters the paths we add, so it
+	// accepts local ones and rejects the rest.
+	err = srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{
+		Name: importPolicy,
+		Statements: []*api.Statement{{
+			Name:       importPolicy + "-accept-local",
+			Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+		}},
+	}})
+	if err != nil {
+		return fail(fmt.Errorf("add import policy: %w", err))
+	}
 	err = srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name:          "global",
 		Direction:     api.PolicyDirection_IMPORT,
+		Policies:      []*api.Policy{{Name: importPolicy}},
 		DefaultAction: api.RouteAction_REJECT,
 	}})
 	if err != nil {
