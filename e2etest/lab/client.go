@@ -205,3 +205,18 @@ func (n *Node) MAC(ctx context.Context) (string, error) {
 	}
 	return raw[0].Address, nil
 }
+
+// NodeByMAC returns the node whose segment link has the MAC address mac
+// (as a client's neighbour table shows it), or nil.
+func (l *Lab) NodeByMAC(ctx context.Context, mac string) (*Node, error) {
+	for _, n := range l.Nodes {
+		m, err := n.MAC(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if strings.EqualFold(m, mac) {
+			return n, nil
+		}
+	}
+	return nil, nil
+}

@@ -244,7 +244,14 @@ func curlL2(ctx context.Context, l *lab.Lab, r *report, ip netip.Addr) {
 		var a lab.Answer
 		a, err = l.L2Client.Curl(ctx, ip, servicePort)
 		if err == nil {
-			r.ok("curl %s → answered by %s (pod %s)", url, a.Node, a.Pod)
+			announcer := "an unknown MAC"
+			if n, ok, nerr := l.L2Client.Neighbor(ctx, ip); nerr == nil && ok {
+				announcer = n.MAC
+				if node, err := l.NodeByMAC(ctx, n.MAC); err == nil && node != nil {
+					announcer = node.Name
+				}
+			}
+			r.ok("curl %s → announced by %s, answered by pod %s on %s", url, announcer, a.Pod, a.Node)
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
