@@ -8,13 +8,25 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net/netip"
 	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/ironlb/ironlb/internal/daemon"
+	"github.com/ironlb/ironlb/speaker/bgp"
+	"github.com/ironlb/ironlb/speaker/bgp/gobgp"
 	"github.com/ironlb/ironlb/speaker/cluster"
 	"github.com/ironlb/ironlb/speaker/layer2"
 	"github.com/ironlb/ironlb/speaker/layer2/interfaces"
@@ -81,19 +93,55 @@ func run(ctx context.Context, o options) error {
 	}
 	announcer := layer2.NewAnnouncer(layer2.Listener{ARP: metrics.Protocol("arp"), NDP: metrics.Protocol("ndp")})
 	announcer.Log = ctrl.Log.WithName("layer2")
+	v4, v6, err := nodeAddresses(ctx, cfg, o.nodeName)
+	if err != nil {
+		return err
+	}
+	router := gobgp.New(gobgp.Options{IPv4: v4, IPv6: v6, Logger: slog.New(logr.ToSlogHandler(ctrl.Log.WithName("bgp")))})
 	sp := cluster.New(mgr.GetClient(), cluster.Options{
 		Node: o.nodeName, Namespace: o.Namespace, Announcer: announcer,
+		BGP:      cluster.Sessions{Reconciler: bgp.NewReconciler(router), Router: router},
 		Recorder: mgr.GetEventRecorder("ironlb-speaker"), Metrics: metrics,
 	})
 	if err := sp.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	links := interfaces.NewWatcher(sp.SetLinks)
-	for _, r := range []manager.RunnableFunc{announcer.Run, links.Run} {
+	sessions := func(ctx context.Context) error { return sp.WriteSessions(ctx, 2*time.Second) }
+	for _, r := range []manager.RunnableFunc{announcer.Run, links.Run, router.Run, sessions} {
 		if err := mgr.Add(r); err != nil {
 			return fmt.Errorf("add runnable: %w", err)
 		}
 	}
 	ctrl.Log.Info("starting speaker", "node", o.nodeName, "namespace", o.Namespace)
 	return mgr.Start(ctx)
+}
+
+// nodeAddresses reads the node's IPv4 and IPv6 addresses from its Node
+// object: the next hops of the routes advertised over BGP.
+func nodeAddresses(ctx context.Context, cfg *rest.Config, name string) (v4, v6 netip.Addr, err error) {
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return v4, v6, fmt.Errorf("create client: %w", err)
+	}
+	node, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		ctrl.Log.Info("no Node object of this name: BGP next hops fall back to the sessions' own addresses", "node", name)
+		return v4, v6, nil
+	}
+	if err != nil {
+		return v4, v6, fmt.Errorf("read Node %s: %w", name, err)
+	}
+	for _, a := range node.Status.Addresses {
+		ip, err := netip.ParseAddr(a.Address)
+		if err != nil || a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip.Is4() && !v4.IsValid() {
+			v4 = ip
+		} else if ip.Is6() && !v6.IsValid() {
+			v6 = ip
+		}
+	}
+	return v4, v6, nil
 }

@@ -45,6 +45,8 @@ type Options struct {
 	Announcer Announcer
 	// Recorder records events on Services.
 	Recorder events.EventRecorder
+	// BGP advertises over BGP; nil advertises nothing.
+	BGP BGP
 	// Metrics receives the speaker's metrics; nil records none.
 	Metrics *Metrics
 }
@@ -55,6 +57,7 @@ type Speaker struct {
 	node      string
 	namespace string
 	announcer Announcer
+	bgp       BGP
 	recorder  events.EventRecorder
 	metrics   *Metrics
 	log       logr.Logger
@@ -69,15 +72,17 @@ type Speaker struct {
 	cfgErr string
 	// owners remembers each Service's layer-2 owner, to tell when it moves.
 	owners map[string]string
+	// advertised remembers the peers each Service is advertised to.
+	advertised map[string][]string
 }
 
 // New returns a Speaker that reads and writes through c.
 func New(c client.Client, o Options) *Speaker {
 	return &Speaker{
-		client: c, node: o.Node, namespace: o.Namespace, announcer: o.Announcer,
+		client: c, node: o.Node, namespace: o.Namespace, announcer: o.Announcer, bgp: o.BGP,
 		recorder: o.Recorder, metrics: o.Metrics, log: ctrl.Log.WithName("speaker"),
 		changed: make(chan event.GenericEvent, 1),
-		owners:  map[string]string{},
+		owners:  map[string]string{}, advertised: map[string][]string{},
 	}
 }
 
@@ -141,6 +146,7 @@ func (s *Speaker) reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 		s.log.Error(err, "announce in layer 2 (retried in the background)")
 	}
 	s.metrics.announced(res.L2)
+	s.advertise(ctx, snap, res)
 	s.report(ctx, snap, res)
 	return reconcile.Result{}, s.writeStatuses(ctx, res)
 }
