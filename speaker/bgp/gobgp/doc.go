@@ -34,6 +34,13 @@
 // gobgp's Serve loop never returns, so a server whose peer is deleted is
 // emptied, stopped and kept for the next peer instead of being leaked.
 //
+// gobgp v3.37.0 keeps two route-selection settings in package variables
+// that StartBgp writes and every server reads (osrg/gobgp#3659 moves them
+// into each server, after that release). Every server here writes the same
+// defaults, so the race is harmless, but the race detector sees it when a
+// session starts while another server selects paths; the tests order
+// their servers to avoid it.
+//
 // # Next hops
 //
 // Routes carry an unspecified next hop (0.0.0.0 or ::) when their family

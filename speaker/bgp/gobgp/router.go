@@ -154,8 +154,10 @@ func (r *Router) AddPeer(ctx context.Context, p bgp.Peer) error {
 	return nil
 }
 
-// UpdatePeer restarts the session named p.Name with p's settings and
-// advertises its routes again.
+// UpdatePeer re-establishes the session named p.Name with p's settings,
+// keeping its routes. It replaces the neighbor in the session's gobgp
+// server, whose RIB still holds the routes; a new router ID, which is the
+// server's, starts the server again and adds the routes anew.
 func (r *Router) UpdatePeer(ctx context.Context, p bgp.Peer) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

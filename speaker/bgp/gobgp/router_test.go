@@ -75,7 +75,7 @@ type receiver struct {
 
 // newReceiver starts a router in AS asn that listens on addr, on a free
 // port, for sessions from the neighbors.
-func newReceiver(t *testing.T, addr string, asn uint32, routerID string, neighbors ...neighborOf) *receiver {
+func newReceiver(t testing.TB, addr string, asn uint32, routerID string, neighbors ...neighborOf) *receiver {
 	t.Helper()
 	rc := &receiver{addr: netip.MustParseAddr(addr), port: freePort(t, addr)}
 	logs := &syncBuffer{}
@@ -111,7 +111,7 @@ func newReceiver(t *testing.T, addr string, asn uint32, routerID string, neighbo
 }
 
 // freePort returns a TCP port nothing listens on at addr.
-func freePort(t *testing.T, addr string) uint16 {
+func freePort(t testing.TB, addr string) uint16 {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
@@ -123,7 +123,7 @@ func freePort(t *testing.T, addr string) uint16 {
 
 // fence orders the receiver's later work after everything the test did so
 // far (see the top of the file).
-func (rc *receiver) fence(t *testing.T) {
+func (rc *receiver) fence(t testing.TB) {
 	t.Helper()
 	if _, err := rc.srv.GetBgp(context.Background(), &api.GetBgpRequest{}); err != nil {
 		t.Fatalf("receiver %s: %v", rc.addr, err)
@@ -138,7 +138,7 @@ type seen struct {
 
 // routes returns what the receiver holds from the neighbor at from, by
 // prefix.
-func (rc *receiver) routes(t *testing.T, from netip.Addr) map[netip.Prefix]seen {
+func (rc *receiver) routes(t testing.TB, from netip.Addr) map[netip.Prefix]seen {
 	t.Helper()
 	out := map[netip.Prefix]seen{}
 	for _, afi := range families {
@@ -161,7 +161,7 @@ func (rc *receiver) routes(t *testing.T, from netip.Addr) map[netip.Prefix]seen 
 }
 
 // neighbor returns the receiver's view of its session with from.
-func (rc *receiver) neighbor(t *testing.T, from netip.Addr) *api.Peer {
+func (rc *receiver) neighbor(t testing.TB, from netip.Addr) *api.Peer {
 	t.Helper()
 	var out *api.Peer
 	err := rc.srv.ListPeer(context.Background(), &api.ListPeerRequest{Address: from.String()}, func(p *api.Peer) { out = p })
@@ -172,13 +172,13 @@ func (rc *receiver) neighbor(t *testing.T, from netip.Addr) *api.Peer {
 }
 
 // established reports whether the receiver's session with from is up.
-func (rc *receiver) established(t *testing.T, from netip.Addr) bool {
+func (rc *receiver) established(t testing.TB, from netip.Addr) bool {
 	t.Helper()
 	return rc.neighbor(t, from).GetState().GetSessionState() == api.PeerState_ESTABLISHED
 }
 
 // waitRoutes waits until the receiver holds exactly want from from.
-func (rc *receiver) waitRoutes(t *testing.T, from netip.Addr, want map[netip.Prefix]seen) {
+func (rc *receiver) waitRoutes(t testing.TB, from netip.Addr, want map[netip.Prefix]seen) {
 	t.Helper()
 	var diff string
 	waitFor(t, fmt.Sprintf("receiver %s to hold the routes", rc.addr), func() bool {
@@ -189,7 +189,7 @@ func (rc *receiver) waitRoutes(t *testing.T, from netip.Addr, want map[netip.Pre
 
 // waitFor polls cond until it holds, failing the test after waitTime with
 // what explain says.
-func waitFor(t *testing.T, what string, cond func() bool, explain func() string) {
+func waitFor(t testing.TB, what string, cond func() bool, explain func() string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTime)
 	for !cond() {
