@@ -381,6 +381,10 @@ spec:
 	if table, err := l.FRR.Routes(ctx); err != nil || len(table) != 1 || len(table[0].Paths) != 2 {
 		t.Errorf("FRR's BGP table: %+v, %v", table, err)
 	}
+	// FRR's log says when each path arrived.
+	if evs := l.FRR.LogEvents("rcvd", prefix.String()); len(evs) < 2 {
+		t.Errorf("FRR's log has %d updates for %s, want 2:\n%s", len(evs), prefix, l.FRR.Log())
+	}
 
 	// BIRD: both paths too (no password on its sessions).
 	var br []lab.Route

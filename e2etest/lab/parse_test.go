@@ -299,3 +299,21 @@ func TestRenderProxyRules(t *testing.T) {
 		})
 	}
 }
+
+func TestParseLogEvents(t *testing.T) {
+	log := `2026/11/23 18:37:46.243035 BGP: [M59KS-A3ZXZ] bgp_update_receive: rcvd End-of-RIB for IPv4 Unicast from 198.51.100.11 in vrf default
+2026/11/23 18:37:46.250001 BGP: [ZWCSR-M7FG9] 198.51.100.11(Unknown) rcvd UPDATE wlen 0 attrlen 40 alen 5
+2026/11/23 18:37:46.250117 BGP: [PAPT4-SQ6XN] 198.51.100.11(Unknown) rcvd 203.0.113.10/32 IPv4 unicast
+2026-11-23 18:37:47.532812 <TRACE> node1_v4: BGP session established
+garbage line with 203.0.113.10/32
+`
+	got := parseLogEvents(log, "rcvd", "203.0.113.10/32")
+	want := []LogEvent{{Time: time.Date(2026, 11, 23, 18, 37, 46, 250117000, time.Local), Line: "BGP: [PAPT4-SQ6XN] 198.51.100.11(Unknown) rcvd 203.0.113.10/32 IPv4 unicast"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("FRR events (-want +got):\n%s", diff)
+	}
+	got = parseLogEvents(log, "established")
+	if len(got) != 1 || got[0].Time != time.Date(2026, 11, 23, 18, 37, 47, 532812000, time.Local) {
+		t.Errorf("BIRD events: %+v", got)
+	}
+}

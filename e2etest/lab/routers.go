@@ -263,7 +263,17 @@ func (r *FRR) start(ctx context.Context) error {
 	// FRR keeps its sockets in /var/run/frr/<name>, the name given with
 	// -N; the daemons run as user frr, which must own the directory.
 	r.runDir = filepath.Join("/var/run/frr", r.Namespace)
-	if err := os.MkdirAll(r.runDir, 0o700); err != nil {
+	// The package makes /var/run/frr when its service starts, which the
+	// lab never lets happen: make it as the package would.
+	if _, err := os.Stat("/var/run/frr"); os.IsNotExist(err) {
+		if err := os.Mkdir("/var/run/frr", 0o755); err != nil {
+			return fmt.Errorf("create /var/run/frr: %w", err)
+		}
+		if err := os.Chown("/var/run/frr", uid, gid); err != nil {
+			return fmt.Errorf("chown /var/run/frr: %w", err)
+		}
+	}
+	if err := os.Mkdir(r.runDir, 0o700); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("create %s: %w", r.runDir, err)
 	}
 	if err := os.Chown(r.runDir, uid, gid); err != nil {
@@ -782,3 +792,50 @@ func waitFor(ctx context.Context, p *Process, ready func() bool) error {
 	}
 	return nil
 }
+
+// LogEvent is a line of a router's log with its time (microseconds).
+type LogEvent struct {
+	Time time.Time
+	Line string
+}
+
+// Log timestamp layouts: FRR's ("log timestamp precision 6") and BIRD's
+// ("timeformat log"), both in local time.
+var logLayouts = []string{"2006/01/02 15:04:05.000000", "2006-01-02 15:04:05.000000", "2006/01/02 15:04:05"}
+
+// parseLogEvents returns the lines of a router's log that contain every
+// one of words, with their times.
+func parseLogEvents(log string, words ...string) []LogEvent {
+	var out []LogEvent
+	for _, line := range strings.Split(log, "\n") {
+		match := true
+		for _, w := range words {
+			if !strings.Contains(line, w) {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		for _, layout := range logLayouts {
+			if len(line) < len(layout) {
+				continue
+			}
+			if t, err := time.ParseInLocation(layout, line[:len(layout)], time.Local); err == nil {
+				out = append(out, LogEvent{Time: t, Line: strings.TrimSpace(line[len(layout):])})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// LogEvents returns the lines of FRR's log (neighbour events and updates,
+// see its configuration) that contain every one of words, with their
+// times: when bgpd received or withdrew a prefix, when a session went up.
+func (r *FRR) LogEvents(words ...string) []LogEvent { return parseLogEvents(r.Log(), words...) }
+
+// LogEvents returns the lines of BIRD's log (protocol states and events)
+// that contain every one of words, with their times.
+func (r *BIRD) LogEvents(words ...string) []LogEvent { return parseLogEvents(r.Log(), words...) }
