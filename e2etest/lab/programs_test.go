@@ -23,6 +23,9 @@ func TestProgramsAndHelpers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: end-to-end test; -short runs unit tests only")
 	}
+	if missing := lab.Prerequisites(lab.Config{Assets: testenv.Assets(t)}); len(missing) > 0 {
+		lab.Missing(t, "the lab needs %s", strings.Join(missing, ", "))
+	}
 	speaker := testenv.Build(t, "github.com/ironlb/ironlb/speaker")
 	controller := testenv.Build(t, "github.com/ironlb/ironlb/controller")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -1,0 +1,840 @@
+package e2etest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ironlbv1beta1 "github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/e2etest/lab"
+)
+
+// The BGP suite runs ironlb's real controller and speakers against the
+// lab's real FRR (AS 64500, TCP MD5 in this suite) and BIRD (AS 64501).
+// Both routers hold an IPv4 neighbour per node with only the IPv4 family
+// activated and an IPv6 neighbour per node with only IPv6: IPv6 routes
+// reach them over IPv6 BGPPeers (frr6, bird6), IPv4 routes over IPv4 ones
+// (frr4, bird4).
+
+const (
+	// bgpNamespace is ironlb's namespace in the lab.
+	bgpNamespace = "ironlb-system"
+	// bgpNodeASN is the nodes' AS number, as the lab's routers expect it.
+	bgpNodeASN = 64512
+	// bgpPassword is FRR's TCP MD5 password in this suite.
+	bgpPassword = "s3cret"
+	// bgpHoldTime is the BGPPeers' hold time: the shortest allowed, so
+	// that a dead node's paths go within seconds.
+	bgpHoldTime = 3 * time.Second
+)
+
+// bgpCmp compares netip values by ==.
+var bgpCmp = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+
+// bgpSuite is the lab of the BGP suite and what the steps share.
+type bgpSuite struct {
+	t   *testing.T
+	l   *lab.Lab
+	ctx context.Context
+	// frrASN is FRR's AS number as the BGPPeers name it (it changes for
+	// the iBGP step).
+	frrASN uint32
+	// gracefulRestart is enableGracefulRestart of every BGPPeer.
+	gracefulRestart bool
+	// localPref is the BGPAdvertisement's localPref.
+	localPref uint32
+}
+
+// TestBGP runs ironlb's BGP mode end to end on one lab, as a sequence of
+// steps that each leave the lab in the state the next one expects:
+// sessions with and without MD5, ECMP routes on FRR and BIRD for IPv4 and
+// IPv6, communities, externalTrafficPolicy Local, withdrawal, graceful
+// restart, iBGP with localPref across a router restart, and a dead node.
+func TestBGP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	l := lab.New(t, lab.Config{Nodes: 3, FRR: &lab.RouterConfig{Password: bgpPassword}})
+	s := &bgpSuite{t: t, l: l, ctx: ctx, frrASN: l.FRR.Config.ASN}
+	s.install(t)
+
+	var web, local []netip.Addr // the Services' addresses, IPv4 then IPv6
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"wrong password never establishes", s.wrongPassword},
+		{"sessions establish", s.sessionsEstablish},
+		{"routes with ECMP", func(t *testing.T) { web = s.routesWithECMP(t) }},
+		{"communities", func(t *testing.T) { s.communities(t, web) }},
+		{"externalTrafficPolicy Local follows endpoints", func(t *testing.T) { local = s.localEndpoints(t) }},
+		{"deleting a Service withdraws its routes", func(t *testing.T) { s.withdraw(t, local) }},
+		{"graceful restart keeps routes", func(t *testing.T) { s.gracefulRestartStep(t, web) }},
+		{"iBGP localPref after a router restart", func(t *testing.T) { s.iBGPLocalPref(t, web) }},
+		{"killed node loses its next hop", func(t *testing.T) { s.killNode(t, web) }},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.run) {
+			t.Fatalf("step %q failed; the later steps depend on it", st.name)
+		}
+	}
+}
+
+// install installs ironlb, starts the controller and a speaker per node,
+// runs a pod of app=web on every node, and applies the suite's pool,
+// communities, BGPPeers (FRR's password Secret wrong at first) and
+// advertisement.
+func (s *bgpSuite) install(t *testing.T) {
+	ctx, l := s.ctx, s.l
+	if err := l.InstallIronLB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StartController(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range l.Nodes {
+		if _, err := n.StartSpeaker(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.RunPods(ctx, lab.PodSpec{Labels: map[string]string{"app": "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.setPassword(t, "wrong")
+	if err := l.Apply(ctx, bgpPoolYAML+bgpCommunityYAML); err != nil {
+		t.Fatal(err)
+	}
+	s.applyPeers(t)
+	s.applyAdvertisement(t)
+}
+
+const bgpPoolYAML = `
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: routed, namespace: ironlb-system}
+spec:
+  addresses: [203.0.113.0/25, 2001:db8:100::/120]
+  autoAssign: false
+---
+`
+
+const bgpCommunityYAML = `
+apiVersion: ironlb.io/v1beta1
+kind: Community
+metadata: {name: e2e, namespace: ironlb-system}
+spec:
+  communities:
+  - {name: cluster-services, value: "large:64512:1:1"}
+  - {name: no-export-please, value: "65535:65281"}
+`
+
+// bgpCommunities are the communities the advertisement asks for, as the
+// routers show them (aliases resolved, sorted).
+var bgpCommunities = []string{"64512:100", "65535:65281", "large:64512:1:1", "large:64512:2:3"}
+
+// applyAdvertisement applies the BGPAdvertisement of the routed pool,
+// with the suite's localPref.
+func (s *bgpSuite) applyAdvertisement(t *testing.T) {
+	t.Helper()
+	y := `
+apiVersion: ironlb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: routed, namespace: ironlb-system}
+spec:
+  ipAddressPools: [routed]
+  communities: ["64512:100", "large:64512:2:3", cluster-services, no-export-please]
+`
+	if s.localPref != 0 {
+		y += fmt.Sprintf("  localPref: %d\n", s.localPref)
+	}
+	if err := s.l.Apply(s.ctx, y); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// applyPeers applies the four BGPPeers in full (server-side apply drops
+// the fields an applier leaves out): frr4, frr6 with FRR's password
+// Secret, bird4, bird6.
+func (s *bgpSuite) applyPeers(t *testing.T) {
+	t.Helper()
+	l := s.l
+	var docs []string
+	for _, p := range []struct {
+		name     string
+		addr     netip.Addr
+		asn      uint32
+		password bool
+	}{
+		{"frr4", l.FRR.IPv4, s.frrASN, true},
+		{"frr6", l.FRR.IPv6, s.frrASN, true},
+		{"bird4", l.BIRD.IPv4, l.BIRD.Config.ASN, false},
+		{"bird6", l.BIRD.IPv6, l.BIRD.Config.ASN, false},
+	} {
+		d := fmt.Sprintf(`apiVersion: ironlb.io/v1beta1
+kind: BGPPeer
+metadata: {name: %s, namespace: ironlb-system}
+spec:
+  myASN: %d
+  peerASN: %d
+  peerAddress: "%s"
+  holdTime: %s
+  keepaliveTime: 1s
+  connectTime: 1s
+  enableGracefulRestart: %t
+`, p.name, bgpNodeASN, p.asn, p.addr, bgpHoldTime, s.gracefulRestart)
+		if p.password {
+			d += "  passwordSecret: {name: frr-password}\n"
+		}
+		docs = append(docs, d)
+	}
+	if err := l.Apply(s.ctx, strings.Join(docs, "---\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setPassword writes FRR's password Secret.
+func (s *bgpSuite) setPassword(t *testing.T, password string) {
+	t.Helper()
+	secrets := s.l.Clientset.CoreV1().Secrets(bgpNamespace)
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "frr-password", Namespace: bgpNamespace},
+		Type:       corev1.SecretTypeBasicAuth,
+		Data:       map[string][]byte{"password": []byte(password)},
+	}
+	_, err := secrets.Update(s.ctx, sec, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = secrets.Create(s.ctx, sec, metav1.CreateOptions{})
+	}
+	if err != nil {
+		t.Fatalf("write FRR's password Secret: %v", err)
+	}
+}
+
+// wrongPassword: with a wrong MD5 password FRR never establishes a
+// session, while BIRD (no password) does.
+func (s *bgpSuite) wrongPassword(t *testing.T) {
+	l := s.l
+	bgpEventually(t, s.ctx, 30*time.Second, "every BIRD session Established", func(ctx context.Context) (bool, string, error) {
+		ss, err := l.BIRD.Sessions(ctx)
+		return bgpAllEstablished(ss, 2*len(l.Nodes)), fmt.Sprint(ss), err
+	})
+	// The speakers dial every second (connectTime): watch FRR for a few
+	// hold times.
+	deadline := time.Now().Add(3 * bgpHoldTime)
+	for time.Now().Before(deadline) {
+		ss, err := l.FRR.Sessions(s.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ses := range ss {
+			if ses.State == lab.Established {
+				t.Fatalf("FRR established a session with %s although the speaker's MD5 password is wrong", ses.Peer)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, peer := range []string{"frr4", "frr6"} {
+		for _, ses := range s.peerStatus(t, peer).Sessions {
+			if ses.State == ironlbv1beta1.BGPSessionEstablished {
+				t.Errorf("BGPPeer %s reports node %s Established with a wrong password", peer, ses.Node)
+			}
+		}
+	}
+}
+
+// sessionsEstablish: once the Secret holds FRR's password, every node
+// holds a session with FRR and BIRD, IPv4 and IPv6, and every BGPPeer's
+// status says Established for every node.
+func (s *bgpSuite) sessionsEstablish(t *testing.T) {
+	l := s.l
+	s.setPassword(t, bgpPassword)
+	bgpEventually(t, s.ctx, 30*time.Second, "every FRR session Established", func(ctx context.Context) (bool, string, error) {
+		ss, err := l.FRR.Sessions(ctx)
+		return bgpAllEstablished(ss, 2*len(l.Nodes)), fmt.Sprint(ss), err
+	})
+	ss, err := l.BIRD.Sessions(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bgpAllEstablished(ss, 2*len(l.Nodes)) {
+		t.Errorf("BIRD's sessions: %v, want all %d Established", ss, 2*len(l.Nodes))
+	}
+	var wantNodes []string
+	for _, n := range l.Nodes {
+		wantNodes = append(wantNodes, n.Name)
+	}
+	for _, peer := range []string{"frr4", "frr6", "bird4", "bird6"} {
+		bgpEventually(t, s.ctx, 15*time.Second, "BGPPeer "+peer+" status Established on every node", func(ctx context.Context) (bool, string, error) {
+			st := s.peerStatus(t, peer)
+			var up []string
+			for _, ses := range st.Sessions {
+				if ses.State == ironlbv1beta1.BGPSessionEstablished && ses.Since != nil {
+					up = append(up, ses.Node)
+				}
+			}
+			slices.Sort(up)
+			return slices.Equal(up, wantNodes), fmt.Sprintf("%+v", st.Sessions), nil
+		})
+	}
+}
+
+// routesWithECMP: a dual-stack Service of the routed pool reaches FRR and
+// BIRD as a /32 and a /128 with a path from every node, FRR and BIRD
+// install them with a next hop per node, and the routed client reaches
+// the Service through FRR over both families. It returns the Service's
+// addresses.
+func (s *bgpSuite) routesWithECMP(t *testing.T) []netip.Addr {
+	l, ctx := s.l, s.ctx
+	ips := s.createService(t, "web", "web", corev1.ServiceExternalTrafficPolicyCluster)
+	v4, v6 := bgpHost(ips[0]), bgpHost(ips[1])
+	var nodes4, nodes6 []netip.Addr
+	for _, n := range l.Nodes {
+		nodes4 = append(nodes4, n.IPv4)
+		nodes6 = append(nodes6, n.IPv6)
+	}
+	s.waitNextHops(t, v4, nodes4)
+	s.waitNextHops(t, v6, nodes6)
+	// FRR and BIRD install one kernel route with a next hop per node (FRR
+	// gives IPv6 next hops as link-local addresses: count them).
+	for _, r := range []struct {
+		name   string
+		routes func(context.Context) ([]lab.KernelRoute, error)
+	}{{"FRR", l.FRR.KernelRoutes}, {"BIRD", l.BIRD.KernelRoutes}} {
+		bgpEventually(t, ctx, 10*time.Second, r.name+" installs both routes with ECMP", func(ctx context.Context) (bool, string, error) {
+			krs, err := r.routes(ctx)
+			if err != nil {
+				return false, "", err
+			}
+			n4, n6 := bgpKernelNextHops(krs, v4), bgpKernelNextHops(krs, v6)
+			return len(n4) == len(nodes4) && len(n6) == len(nodes6) && slices.Equal(n4, nodes4),
+				fmt.Sprintf("%s via %v, %s via %v", v4, n4, v6, n6), nil
+		})
+	}
+	for _, ip := range ips {
+		a := s.waitCurl(t, ip)
+		t.Logf("routed client reached %s: answered by %s", ip, a.Pod)
+	}
+	return ips
+}
+
+// communities: FRR and BIRD see the advertisement's standard and large
+// communities, the Community aliases resolved, on every path.
+func (s *bgpSuite) communities(t *testing.T, web []netip.Addr) {
+	for _, ip := range web {
+		p := bgpHost(ip)
+		rt, ok, err := s.l.FRR.Route(s.ctx, p)
+		if err != nil || !ok {
+			t.Fatalf("FRR's route to %s: %v, %v", p, ok, err)
+		}
+		birdRoutes, err := s.l.BIRD.Routes(s.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		brt, _ := bgpFind(birdRoutes, p)
+		for router, paths := range map[string][]lab.Path{"FRR": rt.Paths, "BIRD": brt.Paths} {
+			if len(paths) != len(s.l.Nodes) {
+				t.Errorf("%s has %d paths to %s, want %d", router, len(paths), p, len(s.l.Nodes))
+			}
+			for _, path := range paths {
+				if diff := cmp.Diff(bgpCommunities, path.Communities); diff != "" {
+					t.Errorf("%s: communities of %s from %s (-want +got):\n%s", router, p, path.Peer, diff)
+				}
+				if path.ASPath != fmt.Sprint(bgpNodeASN) {
+					t.Errorf("%s: AS path of %s from %s = %q, want %d", router, p, path.Peer, path.ASPath, bgpNodeASN)
+				}
+			}
+		}
+	}
+}
+
+// localEndpoints: a Service with externalTrafficPolicy Local is
+// advertised only by the nodes holding a ready endpoint, and its next
+// hops follow the endpoints as pods turn unready and start elsewhere. It
+// returns the Service's addresses.
+func (s *bgpSuite) localEndpoints(t *testing.T) []netip.Addr {
+	l, ctx := s.l, s.ctx
+	pods, err := l.RunPods(ctx, lab.PodSpec{Labels: map[string]string{"app": "local"}, Nodes: []string{"node1", "node2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := s.createService(t, "local", "local", corev1.ServiceExternalTrafficPolicyLocal)
+	v4, v6 := bgpHost(ips[0]), bgpHost(ips[1])
+	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	s.waitNextHops(t, v4, []netip.Addr{n1.IPv4, n2.IPv4})
+	s.waitNextHops(t, v6, []netip.Addr{n1.IPv6, n2.IPv6})
+	s.waitCurl(t, ips[0])
+	for range 4 {
+		a, err := l.RoutedClient.Curl(ctx, ips[0], 80)
+		if err != nil {
+			t.Errorf("routed client: %v", err)
+		} else if a.Node == n3.Name || a.From.Addr() != l.RoutedClient.IPv4 {
+			t.Errorf("answer %q: want a pod on node1 or node2 that sees the routed client %s", a.Body, l.RoutedClient.IPv4)
+		}
+	}
+
+	// node2's pod turns unready: node2 withdraws.
+	var pod2 *lab.Pod
+	for _, p := range pods {
+		if p.Node == n2 {
+			pod2 = p
+		}
+	}
+	pod2.SetReady(false)
+	s.waitNextHops(t, v4, []netip.Addr{n1.IPv4})
+	s.waitNextHops(t, v6, []netip.Addr{n1.IPv6})
+	// A pod starts on node3: node3 advertises.
+	if _, err := l.RunPods(ctx, lab.PodSpec{Labels: map[string]string{"app": "local"}, Nodes: []string{"node3"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitNextHops(t, v4, []netip.Addr{n1.IPv4, n3.IPv4})
+	s.waitNextHops(t, v6, []netip.Addr{n1.IPv6, n3.IPv6})
+	// node2's pod is ready again.
+	pod2.SetReady(true)
+	s.waitNextHops(t, v4, []netip.Addr{n1.IPv4, n2.IPv4, n3.IPv4})
+	return ips
+}
+
+// withdraw: deleting a Service withdraws its routes from FRR's and
+// BIRD's BGP tables and kernels; the other Service's routes stay.
+func (s *bgpSuite) withdraw(t *testing.T, local []netip.Addr) {
+	l, ctx := s.l, s.ctx
+	if err := l.Clientset.CoreV1().Services("default").Delete(ctx, "local", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range local {
+		s.waitNextHops(t, bgpHost(ip), nil)
+	}
+	for _, r := range []struct {
+		name   string
+		routes func(context.Context) ([]lab.KernelRoute, error)
+	}{{"FRR", l.FRR.KernelRoutes}, {"BIRD", l.BIRD.KernelRoutes}} {
+		bgpEventually(t, ctx, 5*time.Second, r.name+" removes the kernel routes", func(ctx context.Context) (bool, string, error) {
+			krs, err := r.routes(ctx)
+			if err != nil {
+				return false, "", err
+			}
+			left := 0
+			for _, ip := range local {
+				if bgpKernelNextHops(krs, bgpHost(ip)) != nil {
+					left++
+				}
+			}
+			// web's two routes stay.
+			return left == 0 && len(krs) == 2, fmt.Sprint(krs), nil
+		})
+	}
+}
+
+// gracefulRestartStep: with graceful restart on, FRR keeps a restarting
+// speaker's paths (stale) while the speaker is down and takes fresh ones
+// once it is back; the kernel route keeps every next hop throughout.
+func (s *bgpSuite) gracefulRestartStep(t *testing.T, web []netip.Addr) {
+	l, ctx := s.l, s.ctx
+	s.gracefulRestart = true
+	s.applyPeers(t)
+	n1 := l.Nodes[0]
+	// The sessions restart with the capability: wait until FRR knows that
+	// node1 can restart, and the routes are back.
+	bgpEventually(t, ctx, 30*time.Second, "FRR sees node1's graceful restart capability", func(ctx context.Context) (bool, string, error) {
+		mode, err := s.frrRemoteGRMode(ctx, n1.IPv4)
+		return mode == "Restart", mode, err
+	})
+	v4 := bgpHost(web[0])
+	var nodes4 []netip.Addr
+	for _, n := range l.Nodes {
+		nodes4 = append(nodes4, n.IPv4)
+	}
+	s.waitNextHops(t, v4, nodes4)
+	bgpEventually(t, ctx, 10*time.Second, "no stale path", func(ctx context.Context) (bool, string, error) {
+		paths, err := s.frrPaths(ctx, v4)
+		return !bgpAnyStale(paths), fmt.Sprintf("%+v", paths), err
+	})
+
+	type sample struct {
+		at       time.Duration
+		present  bool
+		stale    bool
+		kernelNH int
+	}
+	var (
+		mu      sync.Mutex
+		samples []sample
+	)
+	start := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			paths, err := s.frrPaths(ctx, v4)
+			if err != nil {
+				continue
+			}
+			krs, _ := l.FRR.KernelRoutes(ctx)
+			smp := sample{at: time.Since(start), kernelNH: len(bgpKernelNextHops(krs, v4))}
+			for _, p := range paths {
+				if p.peer == n1.IPv4 {
+					smp.present, smp.stale = true, p.stale
+				}
+			}
+			mu.Lock()
+			samples = append(samples, smp)
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	_, err := n1.RestartSpeaker(ctx)
+	if err != nil {
+		close(done)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	restarted := time.Since(start)
+	// Fresh again: the restarted speaker re-established and sent its
+	// routes (and End-of-RIB).
+	bgpEventually(t, ctx, 30*time.Second, "node1's path fresh again", func(ctx context.Context) (bool, string, error) {
+		paths, err := s.frrPaths(ctx, v4)
+		for _, p := range paths {
+			if p.peer == n1.IPv4 && !p.stale {
+				return len(paths) == len(l.Nodes), fmt.Sprintf("%+v", paths), err
+			}
+		}
+		return false, fmt.Sprintf("%+v", paths), err
+	})
+	fresh := time.Since(start)
+	close(done)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	staleSeen := 0
+	for _, smp := range samples {
+		if !smp.present || smp.kernelNH != len(l.Nodes) {
+			t.Errorf("at %v FRR's path from node1 present=%t, kernel next hops %d: want the path kept and %d next hops during a graceful restart",
+				smp.at.Round(time.Millisecond), smp.present, smp.kernelNH, len(l.Nodes))
+		}
+		if smp.stale {
+			staleSeen++
+		}
+	}
+	if staleSeen == 0 {
+		t.Errorf("FRR never marked node1's path stale in %d samples: the restart went unnoticed, so this step proves nothing", len(samples))
+	}
+	t.Logf("speaker restarted after %v; path fresh after %v; %d of %d samples stale",
+		restarted.Round(time.Millisecond), fresh.Round(time.Millisecond), staleSeen, len(samples))
+}
+
+// iBGPLocalPref: FRR restarts as AS 64512 (iBGP with the nodes); once the
+// BGPPeers say so too, the sessions come back, the routes are advertised
+// again, and FRR sees the advertisement's localPref, which BIRD (eBGP)
+// never gets.
+func (s *bgpSuite) iBGPLocalPref(t *testing.T, web []netip.Addr) {
+	l, ctx := s.l, s.ctx
+	s.localPref = 250
+	s.applyAdvertisement(t)
+	if err := l.FRR.Reconfigure(ctx, lab.RouterConfig{ASN: bgpNodeASN, NodeASN: bgpNodeASN, Password: bgpPassword}); err != nil {
+		t.Fatal(err)
+	}
+	s.frrASN = bgpNodeASN
+	s.applyPeers(t)
+	bgpEventually(t, ctx, 30*time.Second, "every FRR session Established again", func(ctx context.Context) (bool, string, error) {
+		ss, err := l.FRR.Sessions(ctx)
+		return bgpAllEstablished(ss, 2*len(l.Nodes)), fmt.Sprint(ss), err
+	})
+	for _, ip := range web {
+		p := bgpHost(ip)
+		bgpEventually(t, ctx, 15*time.Second, fmt.Sprintf("FRR's iBGP paths to %s with localPref 250", p), func(ctx context.Context) (bool, string, error) {
+			paths, err := s.frrPaths(ctx, p)
+			ok := len(paths) == len(l.Nodes)
+			for _, path := range paths {
+				ok = ok && path.localPref == 250 && path.asPath == ""
+			}
+			return ok, fmt.Sprintf("%+v", paths), err
+		})
+	}
+	out, err := l.BIRD.CLI(ctx, "show route all "+bgpHost(web[0]).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "local_pref: 250") {
+		t.Errorf("BIRD (eBGP) got the iBGP localPref:\n%s", out)
+	}
+}
+
+// killNode: a killed node's paths leave FRR and BIRD within a few hold
+// times; the other nodes' stay.
+func (s *bgpSuite) killNode(t *testing.T, web []netip.Addr) {
+	l, ctx := s.l, s.ctx
+	n3 := l.Nodes[2]
+	killed, err := n3.Kill(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := bgpHost(web[0]), bgpHost(web[1])
+	s.waitNextHops(t, v4, []netip.Addr{l.Nodes[0].IPv4, l.Nodes[1].IPv4})
+	s.waitNextHops(t, v6, []netip.Addr{l.Nodes[0].IPv6, l.Nodes[1].IPv6})
+	gone := time.Since(killed)
+	if gone > 3*bgpHoldTime {
+		t.Errorf("node3's paths left after %v, want within %v (hold time %v)", gone, 3*bgpHoldTime, bgpHoldTime)
+	}
+	t.Logf("node3's paths gone from FRR and BIRD %v after the kill (hold time %v)", gone.Round(time.Millisecond), bgpHoldTime)
+	bgpEventually(t, ctx, 10*time.Second, "BIRD's kernel route without node3", func(ctx context.Context) (bool, string, error) {
+		krs, err := l.BIRD.KernelRoutes(ctx)
+		nh := bgpKernelNextHops(krs, v4)
+		return slices.Equal(nh, []netip.Addr{l.Nodes[0].IPv4, l.Nodes[1].IPv4}), fmt.Sprint(nh), err
+	})
+	if _, err := l.RoutedClient.Curl(ctx, web[0], 80); err != nil {
+		t.Errorf("routed client after node3 died: %v", err)
+	}
+}
+
+// waitCurl waits until the routed client reaches ip on port 80 (the
+// lab's kube-proxy stand-in may follow a new Service a moment after the
+// routers do) and returns the answer.
+func (s *bgpSuite) waitCurl(t testing.TB, ip netip.Addr) lab.Answer {
+	t.Helper()
+	var a lab.Answer
+	bgpEventually(t, s.ctx, 10*time.Second, "routed client reaches "+ip.String(), func(ctx context.Context) (bool, string, error) {
+		var err error
+		a, err = s.l.RoutedClient.Curl(ctx, ip, 80)
+		return err == nil, a.Body, err
+	})
+	return a
+}
+
+// createService creates a dual-stack LoadBalancer Service of the routed
+// pool selecting app=<app> and returns its addresses, IPv4 first.
+func (s *bgpSuite) createService(t testing.TB, name, app string, policy corev1.ServiceExternalTrafficPolicy) []netip.Addr {
+	t.Helper()
+	svc := bgpService(name, app, policy, corev1.IPFamilyPolicyRequireDualStack)
+	if _, err := s.l.Clientset.CoreV1().Services("default").Create(s.ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	ips, err := s.l.WaitServiceIP(ctx, "default", name, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(ips, func(a, b netip.Addr) int { return bgpBool(b.Is4()) - bgpBool(a.Is4()) })
+	return ips
+}
+
+// bgpService returns a LoadBalancer Service of the routed pool.
+func bgpService(name, app string, policy corev1.ServiceExternalTrafficPolicy, families corev1.IPFamilyPolicy) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: "default",
+			Annotations: map[string]string{"ironlb.io/address-pool": "routed"},
+		},
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeLoadBalancer,
+			ExternalTrafficPolicy: policy,
+			IPFamilyPolicy:        &families,
+			Selector:              map[string]string{"app": app},
+			Ports:                 []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+}
+
+func bgpBool(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// waitNextHops waits until FRR and BIRD both hold paths to p from exactly
+// the nodes at want (sorted; none: no route at all).
+func (s *bgpSuite) waitNextHops(t testing.TB, p netip.Prefix, want []netip.Addr) {
+	t.Helper()
+	bgpEventually(t, s.ctx, 15*time.Second, fmt.Sprintf("FRR's and BIRD's paths to %s from %v", p, want), func(ctx context.Context) (bool, string, error) {
+		frr, err := s.frrPaths(ctx, p)
+		if err != nil {
+			return false, "", err
+		}
+		var fromFRR []netip.Addr
+		for _, path := range frr {
+			fromFRR = append(fromFRR, path.nextHop)
+		}
+		birdRoutes, err := s.l.BIRD.Routes(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		var fromBIRD []netip.Addr
+		if rt, ok := bgpFind(birdRoutes, p); ok {
+			for _, path := range rt.Paths {
+				fromBIRD = append(fromBIRD, path.NextHop)
+			}
+		}
+		slices.SortFunc(fromFRR, netip.Addr.Compare)
+		slices.SortFunc(fromBIRD, netip.Addr.Compare)
+		ok := slices.Equal(fromFRR, want) && slices.Equal(fromBIRD, want)
+		return ok, fmt.Sprintf("FRR %v, BIRD %v", fromFRR, fromBIRD), nil
+	})
+}
+
+// frrPath is one of FRR's paths with the attributes lab.Path leaves out.
+type frrPath struct {
+	peer, nextHop netip.Addr
+	stale         bool
+	localPref     int
+	asPath        string
+}
+
+// frrPaths returns FRR's paths to p (`show bgp <family> unicast <p>
+// json`).
+func (s *bgpSuite) frrPaths(ctx context.Context, p netip.Prefix) ([]frrPath, error) {
+	af := "ipv4"
+	if p.Addr().Is6() {
+		af = "ipv6"
+	}
+	out, err := s.l.FRR.VTY(ctx, "show bgp "+af+" unicast "+p.String()+" json")
+	if err != nil {
+		return nil, err
+	}
+	return parseFRRPaths(out)
+}
+
+func parseFRRPaths(out []byte) ([]frrPath, error) {
+	var raw struct {
+		Paths []struct {
+			ASPath struct {
+				String string `json:"string"`
+			} `json:"aspath"`
+			Stale    bool `json:"stale"`
+			LocPrf   *int `json:"locPrf"`
+			NextHops []struct {
+				IP string `json:"ip"`
+			} `json:"nexthops"`
+			Peer struct {
+				PeerID string `json:"peerId"`
+			} `json:"peer"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return nil, fmt.Errorf("parse FRR's route: %w\n%s", err, out)
+	}
+	var paths []frrPath
+	for _, rp := range raw.Paths {
+		p := frrPath{stale: rp.Stale, asPath: rp.ASPath.String, localPref: -1}
+		p.peer, _ = netip.ParseAddr(rp.Peer.PeerID)
+		if len(rp.NextHops) > 0 {
+			p.nextHop, _ = netip.ParseAddr(rp.NextHops[0].IP)
+		}
+		if rp.LocPrf != nil {
+			p.localPref = *rp.LocPrf
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+func bgpAnyStale(paths []frrPath) bool {
+	return slices.ContainsFunc(paths, func(p frrPath) bool { return p.stale })
+}
+
+// frrRemoteGRMode returns FRR's view of a neighbour's graceful restart
+// mode ("Restart" once the neighbour announced it can restart).
+func (s *bgpSuite) frrRemoteGRMode(ctx context.Context, peer netip.Addr) (string, error) {
+	out, err := s.l.FRR.VTY(ctx, "show bgp neighbors "+peer.String()+" json")
+	if err != nil {
+		return "", err
+	}
+	var raw map[string]struct {
+		GR struct {
+			Remote string `json:"remoteGrMode"`
+		} `json:"gracefulRestartInfo"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return "", fmt.Errorf("parse FRR's neighbour %s: %w", peer, err)
+	}
+	return raw[peer.String()].GR.Remote, nil
+}
+
+// peerStatus returns a BGPPeer's status.
+func (s *bgpSuite) peerStatus(t testing.TB, name string) ironlbv1beta1.BGPPeerStatus {
+	t.Helper()
+	var p ironlbv1beta1.BGPPeer
+	if err := s.l.Client.Get(s.ctx, client.ObjectKey{Namespace: bgpNamespace, Name: name}, &p); err != nil {
+		t.Fatalf("get BGPPeer %s: %v", name, err)
+	}
+	return p.Status
+}
+
+// bgpAllEstablished reports whether there are want sessions, all
+// Established.
+func bgpAllEstablished(ss []lab.Session, want int) bool {
+	if len(ss) != want {
+		return false
+	}
+	for _, s := range ss {
+		if s.State != lab.Established {
+			return false
+		}
+	}
+	return true
+}
+
+// bgpHost returns the host route to a.
+func bgpHost(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
+
+// bgpFind returns the route to p among routes.
+func bgpFind(routes []lab.Route, p netip.Prefix) (lab.Route, bool) {
+	for _, r := range routes {
+		if r.Prefix == p {
+			return r, true
+		}
+	}
+	return lab.Route{}, false
+}
+
+// bgpKernelNextHops returns the next hops of the kernel route to p
+// (sorted), or nil.
+func bgpKernelNextHops(krs []lab.KernelRoute, p netip.Prefix) []netip.Addr {
+	for _, kr := range krs {
+		if kr.Prefix == p {
+			return kr.NextHops
+		}
+	}
+	return nil
+}
+
+// bgpEventually polls check every 100 ms until it holds, failing the test
+// with the last state it saw after timeout.
+func bgpEventually(t testing.TB, ctx context.Context, timeout time.Duration, what string, check func(context.Context) (bool, string, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var got string
+	var err error
+	for {
+		var ok bool
+		ok, got, err = check(ctx)
+		if ok && err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not after %v; last saw %s (error %v)", what, timeout, got, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
