@@ -460,7 +460,7 @@ func (s *bgpSuite) gracefulRestartStep(t *testing.T, web []netip.Addr) {
 	s.waitNextHops(t, v4, nodes4)
 	bgpEventually(t, ctx, 10*time.Second, "no stale path", func(ctx context.Context) (bool, string, error) {
 		paths, err := s.frrPaths(ctx, v4)
-		return !bgpAnyStale(paths), fmt.Sprintf("%+v", paths), err
+		return !bgpAnyStale(paths), fmt.Sprint(paths), err
 	})
 
 	type sample struct {
@@ -513,10 +513,10 @@ func (s *bgpSuite) gracefulRestartStep(t *testing.T, web []netip.Addr) {
 		paths, err := s.frrPaths(ctx, v4)
 		for _, p := range paths {
 			if p.peer == n1.IPv4 && !p.stale {
-				return len(paths) == len(l.Nodes), fmt.Sprintf("%+v", paths), err
+				return len(paths) == len(l.Nodes), fmt.Sprint(paths), err
 			}
 		}
-		return false, fmt.Sprintf("%+v", paths), err
+		return false, fmt.Sprint(paths), err
 	})
 	fresh := time.Since(start)
 	close(done)
@@ -564,9 +564,14 @@ func (s *bgpSuite) iBGPLocalPref(t *testing.T, web []netip.Addr) {
 			paths, err := s.frrPaths(ctx, p)
 			ok := len(paths) == len(l.Nodes)
 			for _, path := range paths {
-				ok = ok && path.localPref == 250 && path.asPath == ""
+				// FRR calls an empty AS path "Local".
+				ok = ok && path.localPref == 250 && (path.asPath == "" || path.asPath == "Local")
 			}
-			return ok, fmt.Sprintf("%+v", paths), err
+			if !ok {
+				ss, _ := l.FRR.Sessions(ctx)
+				return false, fmt.Sprintf("%v; FRR's sessions %v", paths, ss), err
+			}
+			return ok, fmt.Sprint(paths), err
 		})
 	}
 	out, err := l.BIRD.CLI(ctx, "show route all "+bgpHost(web[0]).String())
@@ -583,11 +588,31 @@ func (s *bgpSuite) iBGPLocalPref(t *testing.T, web []netip.Addr) {
 func (s *bgpSuite) killNode(t *testing.T, web []netip.Addr) {
 	l, ctx := s.l, s.ctx
 	n3 := l.Nodes[2]
+	// With graceful restart the routers would keep a dead node's paths
+	// for the restart time (RFC 4724; FRR also on hold timer expiry, RFC
+	// 8538): turn it off first.
+	s.gracefulRestart = false
+	s.applyPeers(t)
+	bgpEventually(t, ctx, 30*time.Second, "FRR sees node3 without graceful restart", func(ctx context.Context) (bool, string, error) {
+		mode, err := s.frrRemoteGRMode(ctx, n3.IPv4)
+		return mode != "Restart" && mode != "", mode, err
+	})
+	v4, v6 := bgpHost(web[0]), bgpHost(web[1])
+	var all4, all6 []netip.Addr
+	for _, n := range l.Nodes {
+		all4, all6 = append(all4, n.IPv4), append(all6, n.IPv6)
+	}
+	s.waitNextHops(t, v4, all4)
+	s.waitNextHops(t, v6, all6)
+	bgpEventually(t, ctx, 10*time.Second, "FRR sees node3 without graceful restart", func(ctx context.Context) (bool, string, error) {
+		paths, err := s.frrPaths(ctx, v4)
+		return len(paths) == len(l.Nodes) && !bgpAnyStale(paths), fmt.Sprint(paths), err
+	})
+
 	killed, err := n3.Kill(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v4, v6 := bgpHost(web[0]), bgpHost(web[1])
 	s.waitNextHops(t, v4, []netip.Addr{l.Nodes[0].IPv4, l.Nodes[1].IPv4})
 	s.waitNextHops(t, v6, []netip.Addr{l.Nodes[0].IPv6, l.Nodes[1].IPv6})
 	gone := time.Since(killed)
@@ -665,7 +690,7 @@ func bgpBool(b bool) int {
 // the nodes at want (sorted; none: no route at all).
 func (s *bgpSuite) waitNextHops(t testing.TB, p netip.Prefix, want []netip.Addr) {
 	t.Helper()
-	bgpEventually(t, s.ctx, 15*time.Second, fmt.Sprintf("FRR's and BIRD's paths to %s from %v", p, want), func(ctx context.Context) (bool, string, error) {
+	bgpEventually(t, s.ctx, 30*time.Second, fmt.Sprintf("FRR's and BIRD's paths to %s from %v", p, want), func(ctx context.Context) (bool, string, error) {
 		frr, err := s.frrPaths(ctx, p)
 		if err != nil {
 			return false, "", err
@@ -697,6 +722,10 @@ type frrPath struct {
 	stale         bool
 	localPref     int
 	asPath        string
+}
+
+func (p frrPath) String() string {
+	return fmt.Sprintf("{from %s via %s stale=%t localPref=%d asPath=%q}", p.peer, p.nextHop, p.stale, p.localPref, p.asPath)
 }
 
 // frrPaths returns FRR's paths to p (`show bgp <family> unicast <p>
@@ -818,22 +847,28 @@ func bgpKernelNextHops(krs []lab.KernelRoute, p netip.Prefix) []netip.Addr {
 }
 
 // bgpEventually polls check every 100 ms until it holds, failing the test
-// with the last state it saw after timeout.
+// with the last state it saw after timeout. The lab shares its machine:
+// the timeouts are generous, and what a step measures it logs.
 func bgpEventually(t testing.TB, ctx context.Context, timeout time.Duration, what string, check func(context.Context) (bool, string, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var got string
-	var err error
-	for {
-		var ok bool
-		ok, got, err = check(ctx)
+	start := time.Now()
+	var last string
+	var lastErr error
+	for polls := 1; ; polls++ {
+		ok, got, err := check(ctx)
 		if ok && err == nil {
 			return
 		}
+		if err != nil && ctx.Err() == nil {
+			lastErr = err
+		} else if err == nil {
+			last = got
+		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%s: not after %v; last saw %s (error %v)", what, timeout, got, err)
+			t.Fatalf("%s: not after %v (%d polls); last saw %s (last error %v)", what, time.Since(start).Round(time.Millisecond), polls, last, lastErr)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -17,7 +17,9 @@ import (
 )
 
 // RouterConfig configures FRR or BIRD: one BGP neighbour per node address
-// (IPv4 and IPv6 sessions), eBGP, ECMP.
+// (IPv4 and IPv6 sessions, each carrying both families: an IPv4 session
+// takes IPv6 routes with an IPv6 next hop, as MetalLB users configure
+// it), eBGP, ECMP.
 type RouterConfig struct {
 	// ASN is the router's own AS number; 0 means 64500 for FRR and 64501
 	// for BIRD (FRR's matches manifests/samples/bgppeer.yaml).
@@ -242,10 +244,12 @@ router bgp {{.C.ASN}}
  !
  address-family ipv4 unicast
   neighbor nodes4 activate
+  neighbor nodes6 activate
   maximum-paths {{.C.MaxPaths}}
  exit-address-family
  !
  address-family ipv6 unicast
+  neighbor nodes4 activate
   neighbor nodes6 activate
   maximum-paths {{.C.MaxPaths}}
  exit-address-family
@@ -364,6 +368,9 @@ func parseFRRSummary(out []byte) ([]Session, error) {
 	if err := json.Unmarshal(out, &sum); err != nil {
 		return nil, fmt.Errorf("parse FRR's BGP summary: %w", err)
 	}
+	// A neighbour appears once per family it carries: one session each,
+	// with the prefixes of both families added up.
+	byPeer := map[netip.Addr]*Session{}
 	var sessions []Session
 	for _, af := range []string{"ipv4Unicast", "ipv6Unicast"} {
 		for peer, p := range sum[af].Peers {
@@ -371,12 +378,21 @@ func parseFRRSummary(out []byte) ([]Session, error) {
 			if err != nil {
 				return nil, fmt.Errorf("parse FRR's BGP summary: peer %q: %w", peer, err)
 			}
-			s := Session{Peer: a, State: p.State, PrefixesReceived: -1}
-			if p.PfxRcd != nil {
-				s.PrefixesReceived = *p.PfxRcd
+			s := byPeer[a]
+			if s == nil {
+				s = &Session{Peer: a, State: p.State, PrefixesReceived: -1}
+				byPeer[a] = s
 			}
-			sessions = append(sessions, s)
+			if p.PfxRcd != nil {
+				if s.PrefixesReceived < 0 {
+					s.PrefixesReceived = 0
+				}
+				s.PrefixesReceived += *p.PfxRcd
+			}
 		}
+	}
+	for _, s := range byPeer {
+		sessions = append(sessions, *s)
 	}
 	sortSessions(sessions)
 	return sessions, nil
@@ -558,6 +574,7 @@ template bgp nodes4 {
   passive on;
   {{- end}}
   ipv4 { import all; export none; };
+  ipv6 { import all; export none; };
 }
 
 template bgp nodes6 {
@@ -568,6 +585,7 @@ template bgp nodes6 {
   {{- if .C.Passive}}
   passive on;
   {{- end}}
+  ipv4 { import all; export none; };
   ipv6 { import all; export none; };
 }
 {{range .Nodes}}

@@ -23,9 +23,11 @@ const (
 // ipWait is how long the demo waits for the controller to give the
 // Services their IPs; announceWait how long it waits for an announcement
 // to reach a client or a router.
+// bgpWait is longer: a speaker's first BGP dial waits a random 1-2 s.
 const (
 	ipWait       = 15 * time.Second
 	announceWait = 5 * time.Second
+	bgpWait      = 10 * time.Second
 )
 
 // report collects what the demo could not show, for the closing summary.
@@ -207,10 +209,10 @@ func show(ctx context.Context, l *lab.Lab, w io.Writer) error {
 	for _, ip := range bgpIPs {
 		a, err := l.RoutedClient.Curl(ctx, ip, servicePort)
 		if err != nil {
-			r.notYetf("%s does not answer the routed client (%s): FRR has no route to it", lab.URL(ip, servicePort), curlError(err))
+			r.notYetf("%s does not answer the routed client (%s)", lab.URL(ip, servicePort), curlError(err))
 			continue
 		}
-		r.ok("curl %s from the routed client → answered by %s (pod %s)", lab.URL(ip, servicePort), a.Node, a.Pod)
+		r.ok("curl %s from the routed client → answered by pod %s on %s, through FRR", lab.URL(ip, servicePort), a.Pod, a.Node)
 	}
 
 	section("Summary")
@@ -265,51 +267,58 @@ func curlL2(ctx context.Context, l *lab.Lab, r *report, ip netip.Addr) {
 	}
 	n, ok, nerr := l.L2Client.Neighbor(ctx, ip)
 	if nerr == nil && (!ok || n.MAC == "") {
-		r.notYetf("no node answers %s for %s, so curl %s fails (%s): layer-2 announcement is not implemented in the speaker yet",
-			proto, ip, url, curlError(err))
+		r.notYetf("no node answers %s for %s after %v, so curl %s fails (%s): layer-2 announcement is not implemented yet, or see %s/logs/speaker-*.log",
+			proto, ip, announceWait, url, curlError(err), l.Dir)
 		return
 	}
 	r.notYetf("%s for %s resolved to %s, but curl %s fails: %s", proto, ip, n.MAC, url, curlError(err))
 }
 
 // showFRR prints FRR's routes to the BGP Service's IPs with their ECMP
-// next hops, or its sessions when it has none.
+// next hops, waiting up to bgpWait for the sessions and routes to come.
 func showFRR(ctx context.Context, l *lab.Lab, r *report, ips []netip.Addr) error {
 	w := r.w
-	sessions, err := l.FRR.Sessions(ctx)
-	if err != nil {
-		return err
+	var sessions []lab.Session
+	var routes []lab.KernelRoute
+	found := map[netip.Addr]*lab.KernelRoute{}
+	for deadline := time.Now().Add(bgpWait); ; {
+		var err error
+		if sessions, err = l.FRR.Sessions(ctx); err != nil {
+			return err
+		}
+		if routes, err = l.FRR.KernelRoutes(ctx); err != nil {
+			return err
+		}
+		for _, ip := range ips {
+			for i := range routes {
+				if routes[i].Prefix == netip.PrefixFrom(ip, ip.BitLen()) {
+					found[ip] = &routes[i]
+				}
+			}
+		}
+		// Done when every IP has a route through every node (all of them
+		// run a pod of the Service); else wait for the slower sessions.
+		complete := len(found) == len(ips)
+		for _, rt := range found {
+			complete = complete && len(rt.NextHops) == len(l.Nodes)
+		}
+		if complete || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 	up := established(sessions)
 	fmt.Fprintf(w, "FRR's BGP sessions with the nodes: %d of %d established\n", up, len(sessions))
-	routes, err := l.FRR.KernelRoutes(ctx)
-	if err != nil {
-		return err
-	}
 	if len(ips) == 0 {
 		r.notYetf("no route to look up in FRR: %s has no IP", bgpService)
 	}
 	for _, ip := range ips {
 		prefix := netip.PrefixFrom(ip, ip.BitLen())
-		var found *lab.KernelRoute
-		for deadline := time.Now().Add(announceWait); ; {
-			for i := range routes {
-				if routes[i].Prefix == prefix {
-					found = &routes[i]
-				}
-			}
-			if found != nil || time.Now().After(deadline) || up == 0 {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-			if routes, err = l.FRR.KernelRoutes(ctx); err != nil {
-				return err
-			}
-		}
-		if found == nil {
-			why := "the BGP speaker is not implemented yet"
+		route := found[ip]
+		if route == nil {
+			why := fmt.Sprintf("no BGP session is established after %v: the speakers did not connect (BGP advertisement not implemented yet, or see %s/logs/speaker-*.log)", bgpWait, l.Dir)
 			if up > 0 {
-				why = "sessions are up but no node advertises it"
+				why = fmt.Sprintf("sessions are up but no node advertises it (see %s/logs/speaker-*.log)", l.Dir)
 			}
 			r.notYetf("no route in FRR for %s: %s", prefix, why)
 			continue
@@ -324,7 +333,7 @@ func showFRR(ctx context.Context, l *lab.Lab, r *report, ips []netip.Addr) error
 		}
 		fmt.Fprintf(w, "$ vtysh -c '%s'\n%s", cmd, out)
 		var hops []string
-		for _, h := range found.NextHops {
+		for _, h := range route.NextHops {
 			hops = append(hops, h.String())
 		}
 		r.ok("FRR routes %s to %d node(s) (ECMP): %s", prefix, len(hops), strings.Join(hops, ", "))
