@@ -63,7 +63,7 @@ build: ## Build bin/controller and bin/speaker.
 
 .PHONY: test
 test: vet tools controlplane ## Run every test: unit, integration (real API server) and end to end (root), race detector on.
-	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./...
+	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 -timeout 30m $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests only (no API server, no root).
@@ -75,7 +75,7 @@ test-integration: tools controlplane ## Run the tests against a real kube-apiser
 
 .PHONY: test-e2e
 test-e2e: controlplane ## Run the end-to-end tests: the lab in network namespaces (needs root).
-	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -race -count=1 $(GO_TEST_FLAGS) ./e2etest/...
+	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -race -count=1 -timeout 30m $(GO_TEST_FLAGS) ./e2etest/...
 
 .PHONY: bench
 bench: bench-micro bench-scale ## Run every benchmark and print medians.
