@@ -579,8 +579,8 @@ func (s *bgpSuite) iBGPLocalPref(t *testing.T, web []netip.Addr) {
 	}
 }
 
-// killNode: a killed node's paths leave FRR and BIRD within a few hold
-// times; the other nodes' stay.
+// killNode: a dead node's paths leave FRR and BIRD after the hold time, a
+// crashed speaker's at once; the other nodes' stay.
 func (s *bgpSuite) killNode(t *testing.T, web []netip.Addr) {
 	l, ctx := s.l, s.ctx
 	n3 := l.Nodes[2]
@@ -605,17 +605,23 @@ func (s *bgpSuite) killNode(t *testing.T, web []netip.Addr) {
 		return len(paths) == len(l.Nodes) && !bgpAnyStale(paths), fmt.Sprint(paths), err
 	})
 
-	killed, err := n3.Kill(ctx)
+	// node3 dies: its link goes down first, so no FIN reaches the
+	// routers (lab.Node.Kill kills the speaker first, whose kernel then
+	// closes the sessions at once) and only the hold timer tells them.
+	killed, err := n3.LinkDown(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n3.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s.waitNextHops(t, v4, []netip.Addr{l.Nodes[0].IPv4, l.Nodes[1].IPv4})
 	s.waitNextHops(t, v6, []netip.Addr{l.Nodes[0].IPv6, l.Nodes[1].IPv6})
 	gone := time.Since(killed)
-	if gone > 3*bgpHoldTime {
-		t.Errorf("node3's paths left after %v, want within %v (hold time %v)", gone, 3*bgpHoldTime, bgpHoldTime)
+	if gone > 3*bgpHoldTime || gone < bgpHoldTime/3 {
+		t.Errorf("node3's paths left %v after it died, want within the hold time %v (plus polling)", gone, bgpHoldTime)
 	}
-	t.Logf("node3's paths gone from FRR and BIRD %v after the kill (hold time %v)", gone.Round(time.Millisecond), bgpHoldTime)
+	t.Logf("node3's paths gone from FRR and BIRD %v after its link went down (hold time %v)", gone.Round(time.Millisecond), bgpHoldTime)
 	bgpEventually(t, ctx, 10*time.Second, "BIRD's kernel route without node3", func(ctx context.Context) (bool, string, error) {
 		krs, err := l.BIRD.KernelRoutes(ctx)
 		nh := bgpKernelNextHops(krs, v4)
@@ -623,6 +629,20 @@ func (s *bgpSuite) killNode(t *testing.T, web []netip.Addr) {
 	})
 	if _, err := l.RoutedClient.Curl(ctx, web[0], 80); err != nil {
 		t.Errorf("routed client after node3 died: %v", err)
+	}
+
+	// node2's speaker crashes, its node stays up: its kernel closes the
+	// sessions, and without graceful restart the routers drop its paths
+	// at once.
+	crashed := time.Now()
+	if err := l.Nodes[1].Speaker().Kill(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitNextHops(t, v4, []netip.Addr{l.Nodes[0].IPv4})
+	s.waitNextHops(t, v6, []netip.Addr{l.Nodes[0].IPv6})
+	t.Logf("node2's paths gone %v after its speaker crashed", time.Since(crashed).Round(time.Millisecond))
+	if d := time.Since(crashed); d >= bgpHoldTime {
+		t.Errorf("node2's paths left %v after its speaker crashed, want before the hold time %v: the routers saw the sessions close", d, bgpHoldTime)
 	}
 }
 
