@@ -47,7 +47,6 @@ var bgpCmp = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 
 // bgpSuite is the lab of the BGP suite and what the steps share.
 type bgpSuite struct {
-	t   *testing.T
 	l   *lab.Lab
 	ctx context.Context
 	// frrASN is FRR's AS number as the BGPPeers name it (it changes for
@@ -68,7 +67,7 @@ func TestBGP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	l := lab.New(t, lab.Config{Nodes: 3, FRR: &lab.RouterConfig{Password: bgpPassword}})
-	s := &bgpSuite{t: t, l: l, ctx: ctx, frrASN: l.FRR.Config.ASN}
+	s := &bgpSuite{l: l, ctx: ctx, frrASN: l.FRR.Config.ASN}
 	s.install(t)
 
 	var web, local []netip.Addr // the Services' addresses, IPv4 then IPv6
@@ -97,7 +96,7 @@ func TestBGP(t *testing.T) {
 // runs a pod of app=web on every node, and applies the suite's pool,
 // communities, BGPPeers (FRR's password Secret wrong at first) and
 // advertisement.
-func (s *bgpSuite) install(t *testing.T) {
+func (s *bgpSuite) install(t testing.TB) {
 	ctx, l := s.ctx, s.l
 	if err := l.InstallIronLB(ctx); err != nil {
 		t.Fatal(err)
@@ -147,7 +146,7 @@ var bgpCommunities = []string{"64512:100", "65535:65281", "large:64512:1:1", "la
 
 // applyAdvertisement applies the BGPAdvertisement of the routed pool,
 // with the suite's localPref.
-func (s *bgpSuite) applyAdvertisement(t *testing.T) {
+func (s *bgpSuite) applyAdvertisement(t testing.TB) {
 	t.Helper()
 	y := `
 apiVersion: ironlb.io/v1beta1
@@ -168,7 +167,7 @@ spec:
 // applyPeers applies the two BGPPeers in full (server-side apply drops
 // the fields an applier leaves out): frr, with FRR's password Secret, and
 // bird.
-func (s *bgpSuite) applyPeers(t *testing.T) {
+func (s *bgpSuite) applyPeers(t testing.TB) {
 	t.Helper()
 	l := s.l
 	var docs []string
@@ -204,7 +203,7 @@ spec:
 }
 
 // setPassword writes FRR's password Secret.
-func (s *bgpSuite) setPassword(t *testing.T, password string) {
+func (s *bgpSuite) setPassword(t testing.TB, password string) {
 	t.Helper()
 	secrets := s.l.Clientset.CoreV1().Secrets(bgpNamespace)
 	sec := &corev1.Secret{
@@ -906,4 +905,125 @@ func bgpEventually(t testing.TB, ctx context.Context, timeout time.Duration, wha
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// bgpLatencyRounds is how many Services each iteration of
+// BenchmarkBGPRouteLatency creates and deletes, one after the other.
+const bgpLatencyRounds = 15
+
+// BenchmarkBGPRouteLatency measures, for Services created and deleted one
+// at a time on a lab of three nodes: Service created → its /32 in FRR's
+// and in BIRD's kernel table, and Service deleted → the route gone from
+// both, as `ip monitor route` in each router's namespace timestamps them.
+// The whole path counts: the controller assigns the IP, the speakers
+// advertise, the routers install. It reports the medians (figures, not
+// limits):
+//
+//	IRONLB_REQUIRE_E2E=1 go test -run '^$' -bench BGPRouteLatency -benchtime 1x ./e2etest/
+func BenchmarkBGPRouteLatency(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	l := lab.New(b, lab.Config{Nodes: 3, FRR: &lab.RouterConfig{Password: bgpPassword}})
+	s := &bgpSuite{l: l, ctx: ctx, frrASN: l.FRR.Config.ASN}
+	s.install(b)
+	s.setPassword(b, bgpPassword)
+	for _, r := range []struct {
+		name     string
+		sessions func(context.Context) ([]lab.Session, error)
+	}{{"FRR", l.FRR.Sessions}, {"BIRD", l.BIRD.Sessions}} {
+		bgpEventually(b, ctx, time.Minute, r.name+"'s sessions Established", func(ctx context.Context) (bool, string, error) {
+			ss, err := r.sessions(ctx)
+			return s.allEstablished(ss), fmt.Sprint(ss), err
+		})
+	}
+	frrMon, err := l.FRR.Monitor(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	birdMon, err := l.BIRD.Monitor(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svcs := l.Clientset.CoreV1().Services("default")
+	var assigned, addFRR, addBIRD, delFRR, delBIRD []time.Duration
+	k := 0
+	b.ResetTimer()
+	for range b.N {
+		for range bgpLatencyRounds {
+			k++
+			name := fmt.Sprintf("latency-%d", k)
+			fromFRR, fromBIRD := frrMon.Len(), birdMon.Len()
+			created := time.Now()
+			if _, err := svcs.Create(ctx, bgpService(name, "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack), metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			ips, err := l.WaitServiceIP(ctx, "default", name, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			assigned = append(assigned, time.Since(created))
+			ip := ips[0].String()
+			addFRR = append(addFRR, bgpEventAfter(b, ctx, frrMon, fromFRR, created, lab.Mentions(false, ip)))
+			addBIRD = append(addBIRD, bgpEventAfter(b, ctx, birdMon, fromBIRD, created, lab.Mentions(false, ip)))
+
+			fromFRR, fromBIRD = frrMon.Len(), birdMon.Len()
+			deleted := time.Now()
+			if err := svcs.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			delFRR = append(delFRR, bgpEventAfter(b, ctx, frrMon, fromFRR, deleted, lab.Mentions(true, ip)))
+			delBIRD = append(delBIRD, bgpEventAfter(b, ctx, birdMon, fromBIRD, deleted, lab.Mentions(true, ip)))
+		}
+	}
+	b.StopTimer()
+	for _, m := range []struct {
+		unit string
+		ds   []time.Duration
+	}{
+		{"ms-p50-ip-assigned", assigned},
+		{"ms-p50-created-to-frr-kernel", addFRR},
+		{"ms-p50-created-to-bird-kernel", addBIRD},
+		{"ms-p50-deleted-to-frr-gone", delFRR},
+		{"ms-p50-deleted-to-bird-gone", delBIRD},
+	} {
+		b.ReportMetric(bgpMedianMS(m.ds), m.unit)
+	}
+	b.Logf("created → FRR kernel %v; → BIRD kernel %v; deleted → FRR gone %v; → BIRD gone %v",
+		bgpRoundAll(addFRR), bgpRoundAll(addBIRD), bgpRoundAll(delFRR), bgpRoundAll(delBIRD))
+}
+
+// bgpEventAfter waits (30 s at most) for the first event of m at index
+// from or later that match accepts, and returns how long after since it
+// came.
+func bgpEventAfter(b *testing.B, ctx context.Context, m *lab.Monitor, from int, since time.Time, match func(lab.Event) bool) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ev, err := m.Wait(ctx, from, match)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ev.Time.Sub(since)
+}
+
+// bgpMedianMS returns the median of ds in milliseconds.
+func bgpMedianMS(ds []time.Duration) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	mid := s[len(s)/2]
+	if len(s)%2 == 0 {
+		mid = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return float64(mid) / float64(time.Millisecond)
+}
+
+func bgpRoundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }
