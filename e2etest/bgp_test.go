@@ -79,6 +79,7 @@ func TestBGP(t *testing.T) {
 		{"sessions establish", s.sessionsEstablish},
 		{"routes with ECMP", func(t *testing.T) { web = s.routesWithECMP(t) }},
 		{"communities", func(t *testing.T) { s.communities(t, web) }},
+		{"an IPv6 session is added and removed alone", func(t *testing.T) { s.ipv6Session(t, web) }},
 		{"externalTrafficPolicy Local follows endpoints", func(t *testing.T) { local = s.localEndpoints(t) }},
 		{"deleting a Service withdraws its routes", func(t *testing.T) { s.withdraw(t, local) }},
 		{"graceful restart keeps routes", func(t *testing.T) { s.gracefulRestartStep(t, web) }},
@@ -353,6 +354,112 @@ func (s *bgpSuite) communities(t *testing.T, web []netip.Addr) {
 			}
 		}
 	}
+}
+
+// ipv6Session: a BGPPeer to BIRD's IPv6 address, for node1 only, opens
+// that one session, over which both of a Service's routes reach BIRD (the
+// IPv4 one with node1's IPv4 address as next hop); deleting the BGPPeer
+// closes it and withdraws those paths. The other sessions stay up
+// throughout.
+func (s *bgpSuite) ipv6Session(t *testing.T, web []netip.Addr) {
+	l, ctx := s.l, s.ctx
+	n1 := l.Nodes[0]
+	since := s.sessionsSince(t)
+	if err := l.Apply(ctx, fmt.Sprintf(`apiVersion: ironlb.io/v1beta1
+kind: BGPPeer
+metadata: {name: bird6, namespace: ironlb-system}
+spec:
+  myASN: %d
+  peerASN: %d
+  peerAddress: "%s"
+  holdTime: %s
+  keepaliveTime: 1s
+  connectTime: 1s
+  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: %s}}]
+`, bgpNodeASN, l.BIRD.Config.ASN, l.BIRD.IPv6, bgpHoldTime, n1.Name)); err != nil {
+		t.Fatal(err)
+	}
+	// viaIPv6Session returns the next hops of BIRD's paths to p learned
+	// over node1's IPv6 session.
+	viaIPv6Session := func(ctx context.Context, p netip.Prefix) ([]netip.Addr, error) {
+		routes, err := l.BIRD.Routes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rt, _ := bgpFind(routes, p)
+		var nhs []netip.Addr
+		for _, path := range rt.Paths {
+			if path.Peer == n1.IPv6 {
+				nhs = append(nhs, path.NextHop)
+			}
+		}
+		return nhs, nil
+	}
+	v4, v6 := bgpHost(web[0]), bgpHost(web[1])
+	bgpEventually(t, ctx, 30*time.Second, "both routes over node1's IPv6 session to BIRD", func(ctx context.Context) (bool, string, error) {
+		nh4, err := viaIPv6Session(ctx, v4)
+		if err != nil {
+			return false, "", err
+		}
+		nh6, err := viaIPv6Session(ctx, v6)
+		return slices.Equal(nh4, []netip.Addr{n1.IPv4}) && slices.Equal(nh6, []netip.Addr{n1.IPv6}),
+			fmt.Sprintf("%s via %v, %s via %v", v4, nh4, v6, nh6), err
+	})
+	bgpEventually(t, ctx, 15*time.Second, "BGPPeer bird6 status: node1 alone, Established", func(ctx context.Context) (bool, string, error) {
+		st := s.peerStatus(t, "bird6")
+		return len(st.Sessions) == 1 && st.Sessions[0].Node == n1.Name && st.Sessions[0].State == ironlbv1beta1.BGPSessionEstablished,
+			fmt.Sprint(st.Sessions), nil
+	})
+	birdSessions, err := l.BIRD.Sessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ses := range birdSessions {
+		if ses.Peer.Is6() && ses.Peer != n1.IPv6 && ses.State == lab.Established {
+			t.Errorf("BIRD established an IPv6 session with %s, which bird6's nodeSelectors leave out", ses.Peer)
+		}
+	}
+
+	if err := l.Client.Delete(ctx, &ironlbv1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "bird6", Namespace: bgpNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	bgpEventually(t, ctx, 15*time.Second, "node1's IPv6 session to BIRD closed, its paths gone", func(ctx context.Context) (bool, string, error) {
+		ss, err := l.BIRD.Sessions(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		for _, ses := range ss {
+			if ses.Peer == n1.IPv6 && ses.State == lab.Established {
+				return false, fmt.Sprint(ss), nil
+			}
+		}
+		nh4, err := viaIPv6Session(ctx, v4)
+		if err != nil {
+			return false, "", err
+		}
+		nh6, err := viaIPv6Session(ctx, v6)
+		return len(nh4) == 0 && len(nh6) == 0, fmt.Sprintf("%v %v", nh4, nh6), err
+	})
+	if diff := cmp.Diff(since, s.sessionsSince(t)); diff != "" {
+		t.Errorf("the frr and bird sessions restarted while bird6 came and went (-before +after):\n%s", diff)
+	}
+}
+
+// sessionsSince returns, for the frr and bird BGPPeers, when each node's
+// session was established, as their status says.
+func (s *bgpSuite) sessionsSince(t testing.TB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, peer := range []string{"frr", "bird"} {
+		for _, ses := range s.peerStatus(t, peer).Sessions {
+			since := "never"
+			if ses.Since != nil {
+				since = ses.Since.UTC().Format(time.RFC3339)
+			}
+			out[peer+"/"+ses.Node] = string(ses.State) + " since " + since
+		}
+	}
+	return out
 }
 
 // localEndpoints: a Service with externalTrafficPolicy Local is
