@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -200,13 +201,22 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := os.Mkdir(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("create log directory: %w", err)
 	}
+	// Labs starting at the same time must not pick the same management
+	// subnet: pick it and claim it (the root link's address) under a lock.
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "ironlb-labs.lock"))
+	if err != nil {
+		return nil, err
+	}
 	if l.mgmtSubnet, err = pickMgmtSubnet(ctx, id); err != nil {
+		unlock()
 		return nil, err
 	}
 	l.APIServerAddr = rootMgmt(l.mgmtSubnet)
 	l.populate(cfg.Nodes, cfg.FRR.defaults(64500), cfg.BIRD.defaults(64501))
 
-	if err := l.buildNetwork(ctx); err != nil {
+	err = l.buildNetwork(ctx)
+	unlock()
+	if err != nil {
 		return nil, err
 	}
 	// The routers start while the API server does.
@@ -240,6 +250,23 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// lockFile takes an exclusive lock on path (made if need be) and returns
+// its release.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // connect makes the lab's API clients.

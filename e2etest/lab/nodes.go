@@ -225,13 +225,23 @@ func (n *Node) Kill(ctx context.Context) (time.Time, error) {
 }
 
 // Freeze stops the node's speaker with SIGSTOP: it holds its sockets and
-// answers nothing, like a hung node. Thaw resumes it.
+// answers nothing, like a hung node. It returns once every thread of the
+// speaker has stopped. Thaw resumes it.
 func (n *Node) Freeze() error {
 	p := n.Speaker()
 	if p == nil {
 		return fmt.Errorf("freeze %s: no speaker", n.Name)
 	}
-	return p.Signal(syscall.SIGSTOP)
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(5 * time.Second); !p.stopped(); {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("freeze %s: the speaker did not stop", n.Name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // Thaw resumes a frozen speaker with SIGCONT.

@@ -131,6 +131,27 @@ func (p *Process) Kill() error {
 	return nil
 }
 
+// stopped reports whether every thread of the process is stopped (state
+// T in /proc), as after SIGSTOP.
+func (p *Process) stopped() bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.PID()))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			return false
+		}
+		s := string(b)
+		i := strings.LastIndex(s, ")")
+		if i < 0 || i+2 >= len(s) || (s[i+2] != 'T' && s[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
+
 // Log returns what the process has written so far (of every run logged
 // to the same file).
 func (p *Process) Log() string {
