@@ -750,6 +750,9 @@ func (s *bgpSuite) killNode(t *testing.T, web []netip.Addr) {
 	if d := time.Since(crashed); d >= bgpHoldTime {
 		t.Errorf("node2's paths left %v after its speaker crashed, want before the hold time %v: the routers saw the sessions close", d, bgpHoldTime)
 	}
+	// Only a node's own speaker writes its entry in a BGPPeer's status:
+	// a dead node's entry says what it last knew. Logged, not asserted.
+	t.Logf("BGPPeer frr status after node2's speaker crashed and node3 died: %s", s.sessionsSince(t))
 }
 
 // waitCurl waits until the routed client reaches ip on port 80 (the
