@@ -118,9 +118,9 @@ func runScale(b *testing.B, n int) scaleResult {
 	r.bareStatus = time.Since(start)
 
 	d := testenv.StartDaemon(b, env, "github.com/ironlb/ironlb/controller", "--leader-elect=false", "--log-level=info")
-	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	healthCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	d.WaitHealthy(b, waitCtx)
+	d.WaitHealthy(b, healthCtx)
 
 	// Count the Services that hold an address as the watch reports them.
 	done := make(chan time.Time, 1)
@@ -158,10 +158,12 @@ func runScale(b *testing.B, n int) scaleResult {
 		b.Fatalf("create Services: %v", err)
 	}
 	last := time.Now()
+	allCtx, cancelAll := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancelAll()
 	select {
 	case all := <-done:
 		r.lastToAll, r.firstToAll = all.Sub(last), all.Sub(first)
-	case <-waitCtx.Done():
+	case <-allCtx.Done():
 		mu.Lock()
 		b.Fatalf("%d of %d Services hold an address after %v", len(held), n, time.Since(first))
 	}
