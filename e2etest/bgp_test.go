@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1136,4 +1138,231 @@ func bgpRoundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// BenchmarkBGPTenThousand advertises 10,000 Service IPs (or
+// $IRONLB_BENCH_BGP_SERVICES) from a lab of two nodes to FRR and BIRD,
+// then deletes them, and reports (figures, not limits):
+//
+//   - s-created-to-frr-table: from the last Service created until FRR's
+//     BGP table holds every IP from every node; s-created-to-frr-kernel
+//     and s-created-to-bird-table the same for FRR's kernel table and
+//     BIRD's table;
+//   - s-deleted-to-frr-empty and s-deleted-to-bird-empty: from the last
+//     Service deleted until none is left;
+//   - MiB-speaker-rss: the largest speaker's resident memory with every
+//     IP advertised on its two sessions.
+//
+// The IPs are IPv6 (the documentation ranges hold only 512 IPv4
+// addresses), each Service with a pod on every node so that every node
+// advertises it:
+//
+//	IRONLB_REQUIRE_E2E=1 go test -run '^$' -bench BGPTenThousand -benchtime 1x -timeout 30m ./e2etest/
+func BenchmarkBGPTenThousand(b *testing.B) {
+	n := 10000
+	if v := os.Getenv("IRONLB_BENCH_BGP_SERVICES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 65536 {
+			b.Fatalf("IRONLB_BENCH_BGP_SERVICES=%q: want 1 to 65536", v)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	l := lab.New(b, lab.Config{Nodes: 2, FRR: &lab.RouterConfig{Password: bgpPassword}})
+	s := &bgpSuite{l: l, ctx: ctx, frrASN: l.FRR.Config.ASN}
+	s.install(b)
+	s.setPassword(b, bgpPassword)
+	if err := l.Apply(ctx, `
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: big, namespace: ironlb-system}
+spec:
+  addresses: [2001:db8:101::/112]
+  autoAssign: false
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: big, namespace: ironlb-system}
+spec:
+  ipAddressPools: [big]
+`); err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range []struct {
+		name     string
+		sessions func(context.Context) ([]lab.Session, error)
+	}{{"FRR", l.FRR.Sessions}, {"BIRD", l.BIRD.Sessions}} {
+		bgpEventually(b, ctx, time.Minute, r.name+"'s sessions Established", func(ctx context.Context) (bool, string, error) {
+			ss, err := r.sessions(ctx)
+			return s.allEstablished(ss), fmt.Sprint(ss), err
+		})
+	}
+	big := netip.MustParsePrefix("2001:db8:101::/112")
+	svcs := l.Clientset.CoreV1().Services("default")
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("many-%05d", i)
+	}
+
+	for range b.N {
+		start := time.Now()
+		bgpParallel(b, names, func(name string) error {
+			svc := bgpService(name, "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack)
+			svc.Annotations["ironlb.io/address-pool"] = "big"
+			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
+			noNodePorts := false
+			svc.Spec.AllocateLoadBalancerNodePorts = &noNodePorts
+			_, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
+			return err
+		})
+		created := time.Now()
+		b.Logf("%d Services created in %v", n, created.Sub(start).Round(time.Millisecond))
+		times := bgpWaitCounts(b, ctx, s, big, created, func(c bgpCounts) [3]bool {
+			return [3]bool{c.frrTable == n*len(l.Nodes), c.frrKernel == n, c.birdTable == n}
+		})
+		b.ReportMetric(times[0].Seconds(), "s-created-to-frr-table")
+		b.ReportMetric(times[1].Seconds(), "s-created-to-frr-kernel")
+		b.ReportMetric(times[2].Seconds(), "s-created-to-bird-table")
+		var rss float64
+		for _, node := range l.Nodes {
+			rss = max(rss, bgpRSSMiB(node.Speaker().PID()))
+		}
+		b.ReportMetric(rss, "MiB-speaker-rss")
+
+		start = time.Now()
+		bgpParallel(b, names, func(name string) error {
+			return svcs.Delete(ctx, name, metav1.DeleteOptions{})
+		})
+		deleted := time.Now()
+		b.Logf("%d Services deleted in %v", n, deleted.Sub(start).Round(time.Millisecond))
+		times = bgpWaitCounts(b, ctx, s, big, deleted, func(c bgpCounts) [3]bool {
+			return [3]bool{c.frrTable == 0, c.frrKernel == 0, c.birdTable == 0}
+		})
+		b.ReportMetric(times[0].Seconds(), "s-deleted-to-frr-empty")
+		b.ReportMetric(times[2].Seconds(), "s-deleted-to-bird-empty")
+	}
+}
+
+// bgpCounts is how many routes into a prefix the routers hold: paths in
+// FRR's BGP table (one per node and IP), routes in FRR's kernel table,
+// networks in BIRD's table.
+type bgpCounts struct{ frrTable, frrKernel, birdTable int }
+
+// bgpWaitCounts polls the routers every 200 ms until each of the three
+// conditions done returns has held once, and returns when each first did,
+// after since (10 minutes at most).
+func bgpWaitCounts(b *testing.B, ctx context.Context, s *bgpSuite, p netip.Prefix, since time.Time, done func(bgpCounts) [3]bool) [3]time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	var out [3]time.Duration
+	var reached [3]bool
+	for {
+		c, err := s.counts(ctx, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := time.Since(since)
+		all := true
+		for i, ok := range done(c) {
+			if ok && !reached[i] {
+				reached[i], out[i] = true, now
+			}
+			all = all && reached[i]
+		}
+		if all {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("routers never reached the wanted counts; last %+v", c)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// counts returns the routers' counts of routes into p (IPv6).
+func (s *bgpSuite) counts(ctx context.Context, p netip.Prefix) (bgpCounts, error) {
+	var c bgpCounts
+	out, err := s.l.FRR.VTY(ctx, "show bgp ipv6 unicast json")
+	if err != nil {
+		return c, err
+	}
+	var table struct {
+		Routes map[string][]json.RawMessage `json:"routes"`
+	}
+	if err := json.Unmarshal(out, &table); err != nil {
+		return c, fmt.Errorf("parse FRR's IPv6 table: %w", err)
+	}
+	for prefix, paths := range table.Routes {
+		if q, err := netip.ParsePrefix(prefix); err == nil && p.Overlaps(q) {
+			c.frrTable += len(paths)
+		}
+	}
+	krs, err := s.l.FRR.KernelRoutes(ctx)
+	if err != nil {
+		return c, err
+	}
+	for _, kr := range krs {
+		if p.Overlaps(kr.Prefix) {
+			c.frrKernel++
+		}
+	}
+	out, err = s.l.BIRD.CLI(ctx, "show route count where net ~ [ "+p.String()+"+ ]")
+	if err != nil {
+		return c, err
+	}
+	// "... N of M routes for K networks in table master6"
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && f[4] == "for" {
+			c.birdTable, _ = strconv.Atoi(f[5])
+		}
+	}
+	return c, nil
+}
+
+// bgpParallel runs do for every name, 32 at once, failing b on the first
+// error.
+func bgpParallel(b *testing.B, names []string, do func(string) error) {
+	b.Helper()
+	work := make(chan string)
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for name := range work {
+				if err := do(name); err != nil {
+					select {
+					case errs <- fmt.Errorf("%s: %w", name, err):
+					default:
+					}
+				}
+			}
+		})
+	}
+	for _, name := range names {
+		work <- name
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+}
+
+// bgpRSSMiB returns a process's resident memory in MiB, 0 if unknown.
+func bgpRSSMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
 }
