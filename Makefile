@@ -78,12 +78,17 @@ test-e2e: controlplane ## Run the end-to-end tests: the lab in network namespace
 	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -race -count=1 -timeout 30m $(GO_TEST_FLAGS) ./e2etest/...
 
 .PHONY: bench
-bench: bench-micro bench-scale ## Run every benchmark and print medians.
+bench: bench-micro bench-scale bench-e2e ## Run every benchmark and print medians.
 
 .PHONY: bench-micro
 bench-micro: tools ## Run the in-process benchmarks (allocator, ...) five times; print medians.
-	go test -run '^$$' -skip 'AtScale' -bench . -benchmem -count 5 $(GO_TEST_FLAGS) ./... | tee bench-micro.out
+	go test -run '^$$' -skip 'AtScale|BGP' -bench . -benchmem -count 5 $(GO_TEST_FLAGS) ./... | tee bench-micro.out
 	$(BENCHSTAT) bench-micro.out
+
+.PHONY: bench-e2e
+bench-e2e: tools controlplane build ## Run the lab benchmarks (BGP route latency, 10,000 routes; root) three times; print medians.
+	IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -run '^$$' -bench 'BGP' -benchtime 1x -count 3 -timeout 90m $(GO_TEST_FLAGS) ./e2etest/ | tee bench-e2e.out
+	$(BENCHSTAT) bench-e2e.out
 
 .PHONY: bench-scale
 bench-scale: tools controlplane build ## Run the real-API-server benchmarks (10,000 Services) three times; print medians.
