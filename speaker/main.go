@@ -18,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -30,6 +29,7 @@ import (
 	"github.com/ironlb/ironlb/speaker/cluster"
 	"github.com/ironlb/ironlb/speaker/layer2"
 	"github.com/ironlb/ironlb/speaker/layer2/interfaces"
+	"github.com/ironlb/ironlb/speaker/members"
 )
 
 // The speaker's permissions, rendered into manifests/rbac/speaker by
@@ -46,7 +46,10 @@ import (
 
 type options struct {
 	daemon.Flags
-	nodeName string
+	nodeName         string
+	memberlist       bool
+	memberlistPort   uint
+	memberlistSecret string
 }
 
 func main() {
@@ -56,6 +59,9 @@ func main() {
 	var o options
 	o.Register(fs, ":7472", ":7473")
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
+	fs.BoolVar(&o.memberlist, "memberlist", true, "detect dead speakers by gossip (sub-second failover); off, Node readiness stands in")
+	fs.UintVar(&o.memberlistPort, "memberlist-port", members.DefaultPort, "UDP and TCP port of the gossip among speakers")
+	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "ironlb-memberlist", "Secret in ironlb's namespace whose \"secretkey\" (16, 24 or 32 bytes) encrypts the gossip; none: unencrypted")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
 
 	if err := o.SetupLogging(); err != nil {
@@ -93,37 +99,113 @@ func run(ctx context.Context, o options) error {
 	}
 	announcer := layer2.NewAnnouncer(layer2.Listener{ARP: metrics.Protocol("arp"), NDP: metrics.Protocol("ndp")})
 	announcer.Log = ctrl.Log.WithName("layer2")
-	v4, v6, err := nodeAddresses(ctx, cfg, o.nodeName)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	v4, v6, err := nodeAddresses(ctx, cs, o.nodeName)
 	if err != nil {
 		return err
 	}
+	var gossip *members.Members
+	var sp *cluster.Speaker
+	if o.memberlist && v4.IsValid() {
+		key, err := secretKey(ctx, cs, o.Namespace, o.memberlistSecret)
+		if err != nil {
+			return err
+		}
+		gossip = members.New(members.Options{
+			NodeName: o.nodeName, BindAddr: v4, Port: uint16(o.memberlistPort), SecretKey: key,
+			Log: ctrl.Log.WithName("members"),
+			Notify: func(live map[string]bool) {
+				sp.SetLive(live)
+				metrics.Members(len(live))
+			},
+		})
+	} else if o.memberlist {
+		ctrl.Log.Info("the Node has no IPv4 InternalIP to gossip on: speaker liveness follows Node readiness")
+	}
 	router := gobgp.New(gobgp.Options{IPv4: v4, IPv6: v6, Logger: slog.New(logr.ToSlogHandler(ctrl.Log.WithName("bgp")))})
-	sp := cluster.New(mgr.GetClient(), cluster.Options{
+	spOpts := cluster.Options{
 		Node: o.nodeName, Namespace: o.Namespace, Announcer: announcer,
 		BGP:      cluster.Sessions{Reconciler: bgp.NewReconciler(router), Router: router},
 		Recorder: mgr.GetEventRecorder("ironlb-speaker"), Metrics: metrics,
-	})
+	}
+	if gossip != nil {
+		spOpts.Peers = func(addrs []netip.Addr) {
+			peers := make([]netip.AddrPort, 0, len(addrs))
+			for _, a := range addrs {
+				if a.Is4() {
+					peers = append(peers, netip.AddrPortFrom(a, uint16(o.memberlistPort)))
+				}
+			}
+			gossip.SetPeers(peers)
+		}
+	}
+	sp = cluster.New(mgr.GetClient(), spOpts)
 	if err := sp.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	links := interfaces.NewWatcher(sp.SetLinks)
 	sessions := func(ctx context.Context) error { return sp.WriteSessions(ctx, 2*time.Second) }
-	for _, r := range []manager.RunnableFunc{announcer.Run, links.Run, router.Run, sessions} {
+	for _, r := range []manager.RunnableFunc{links.Run, router.Run, sessions} {
 		if err := mgr.Add(r); err != nil {
 			return fmt.Errorf("add runnable: %w", err)
 		}
 	}
-	ctrl.Log.Info("starting speaker", "node", o.nodeName, "namespace", o.Namespace)
-	return mgr.Start(ctx)
+
+	// On SIGTERM the speaker first leaves the gossip membership, so that the
+	// next owners take its addresses over, and only then stops answering
+	// ARP and NDP: the announcer and the membership outlive the manager.
+	annCtx, stopAnnouncer := context.WithCancel(context.Background())
+	annDone := make(chan error, 1)
+	go func() { annDone <- announcer.Run(annCtx) }()
+	memCtx, leave := context.WithCancel(context.Background())
+	memDone := make(chan error, 1)
+	if gossip != nil {
+		go func() { memDone <- gossip.Run(memCtx) }()
+	} else {
+		memDone <- nil
+	}
+	go func() {
+		<-ctx.Done()
+		leave()
+	}()
+	ctrl.Log.Info("starting speaker", "node", o.nodeName, "namespace", o.Namespace, "gossip", gossip != nil)
+	err = mgr.Start(ctx)
+	leave()
+	if merr := <-memDone; merr != nil {
+		ctrl.Log.Error(merr, "gossip membership failed: speaker liveness followed Node readiness")
+	}
+	stopAnnouncer()
+	<-annDone
+	return err
+}
+
+// secretKey reads the gossip encryption key from the Secret named name,
+// key "secretkey"; no Secret means no encryption.
+func secretKey(ctx context.Context, cs kubernetes.Interface, namespace, name string) ([]byte, error) {
+	if name == "" {
+		return nil, nil
+	}
+	sec, err := cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		ctrl.Log.Info("no gossip key Secret: speakers gossip unencrypted", "secret", namespace+"/"+name)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read Secret %s/%s: %w", namespace, name, err)
+	}
+	key, ok := sec.Data["secretkey"]
+	if !ok {
+		return nil, fmt.Errorf("Secret %s/%s has no \"secretkey\" key", namespace, name)
+	}
+	return key, nil
 }
 
 // nodeAddresses reads the node's IPv4 and IPv6 addresses from its Node
 // object: the next hops of the routes advertised over BGP.
-func nodeAddresses(ctx context.Context, cfg *rest.Config, name string) (v4, v6 netip.Addr, err error) {
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return v4, v6, fmt.Errorf("create client: %w", err)
-	}
+func nodeAddresses(ctx context.Context, c kubernetes.Interface, name string) (v4, v6 netip.Addr, err error) {
 	node, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		ctrl.Log.Info("no Node object of this name: BGP next hops fall back to the sessions' own addresses", "node", name)

@@ -45,6 +45,9 @@ type Options struct {
 	Announcer Announcer
 	// Recorder records events on Services.
 	Recorder events.EventRecorder
+	// Peers, if set, is given the addresses of the other Nodes whenever
+	// they change: the speakers the failure detector should join.
+	Peers func([]netip.Addr)
 	// BGP advertises over BGP; nil advertises nothing.
 	BGP BGP
 	// Metrics receives the speaker's metrics; nil records none.
@@ -57,6 +60,8 @@ type Speaker struct {
 	node      string
 	namespace string
 	announcer Announcer
+	peers     func([]netip.Addr)
+	lastPeers []netip.Addr
 	bgp       BGP
 	recorder  events.EventRecorder
 	metrics   *Metrics
@@ -79,7 +84,7 @@ type Speaker struct {
 // New returns a Speaker that reads and writes through c.
 func New(c client.Client, o Options) *Speaker {
 	return &Speaker{
-		client: c, node: o.Node, namespace: o.Namespace, announcer: o.Announcer, bgp: o.BGP,
+		client: c, node: o.Node, namespace: o.Namespace, announcer: o.Announcer, bgp: o.BGP, peers: o.Peers,
 		recorder: o.Recorder, metrics: o.Metrics, log: ctrl.Log.WithName("speaker"),
 		changed: make(chan event.GenericEvent, 1),
 		owners:  map[string]string{}, advertised: map[string][]string{},
@@ -184,6 +189,7 @@ func (s *Speaker) snapshot(ctx context.Context) (Snapshot, error) {
 			}
 		}
 	}
+	s.updatePeers(nodes.Items)
 	endpoints := map[string][]eligibility.Endpoint{}
 	for i := range epSlices.Items {
 		sl := &epSlices.Items[i]
@@ -257,6 +263,31 @@ func (s *Speaker) config(ctx context.Context) (*config.Config, error) {
 	}
 	s.cfg = cfg
 	return cfg, nil
+}
+
+// updatePeers gives the failure detector the other Nodes' addresses when
+// they changed.
+func (s *Speaker) updatePeers(nodes []corev1.Node) {
+	if s.peers == nil {
+		return
+	}
+	var addrs []netip.Addr
+	for i := range nodes {
+		if nodes[i].Name == s.node {
+			continue
+		}
+		for _, a := range nodes[i].Status.Addresses {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+				addrs = append(addrs, ip)
+			}
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	if slices.Equal(addrs, s.lastPeers) {
+		return
+	}
+	s.lastPeers = addrs
+	s.peers(addrs)
 }
 
 func nodeOf(n *corev1.Node) eligibility.Node {
