@@ -119,7 +119,7 @@ func TestLayer2(t *testing.T) {
 
 // waitL2Owner waits until default/web's ServiceL2Status names a node other
 // than not, and returns it.
-func waitL2Owner(t *testing.T, ctx context.Context, l *lab.Lab, not string) string {
+func waitL2Owner(t testing.TB, ctx context.Context, l *lab.Lab, not string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -135,7 +135,7 @@ func waitL2Owner(t *testing.T, ctx context.Context, l *lab.Lab, not string) stri
 	}
 }
 
-func waitCurl(t *testing.T, ctx context.Context, c *lab.Client, ip netip.Addr) lab.Answer {
+func waitCurl(t testing.TB, ctx context.Context, c *lab.Client, ip netip.Addr) lab.Answer {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -152,7 +152,7 @@ func waitCurl(t *testing.T, ctx context.Context, c *lab.Client, ip netip.Addr) l
 
 // neighbourNode returns the node whose MAC the client's neighbour entry
 // for ip holds.
-func neighbourNode(t *testing.T, ctx context.Context, l *lab.Lab, ip netip.Addr) string {
+func neighbourNode(t testing.TB, ctx context.Context, l *lab.Lab, ip netip.Addr) string {
 	t.Helper()
 	n, ok, err := l.L2Client.Neighbor(ctx, ip)
 	if err != nil || !ok || n.MAC == "" {
