@@ -62,7 +62,7 @@ build: ## Build bin/controller and bin/speaker.
 ##@ Testing
 
 .PHONY: test
-test: vet tools controlplane ## Run every test: unit, integration (real API server) and end to end (root), race detector on.
+test: vet tools controlplane build ## Run every test: unit, integration (real API server) and end to end (root), race detector on.
 	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 -timeout 30m $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -74,7 +74,7 @@ test-integration: tools controlplane ## Run the tests against a real kube-apiser
 	IRONLB_REQUIRE_ENVTEST=1 CONTROLLER_GEN=$(CONTROLLER_GEN) go test -race -count=1 $(GO_TEST_FLAGS) ./api/... ./manifests/... ./controller/... ./speaker/...
 
 .PHONY: test-e2e
-test-e2e: controlplane ## Run the end-to-end tests: the lab in network namespaces (needs root).
+test-e2e: controlplane build ## Run the end-to-end tests: the lab in network namespaces (needs root).
 	IRONLB_REQUIRE_ENVTEST=1 IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -race -count=1 -timeout 30m $(GO_TEST_FLAGS) ./e2etest/...
 
 .PHONY: bench
