@@ -89,6 +89,7 @@ func (s *Speaker) WriteSessions(ctx context.Context, interval time.Duration) err
 			s.log.Error(err, "read BGP sessions")
 			continue
 		}
+		s.metrics.sessions(states)
 		for _, st := range states {
 			want := sessionStatus(s.node, st)
 			if old, ok := written[st.Name]; ok && old.State == want.State && old.PrefixesSent == want.PrefixesSent {

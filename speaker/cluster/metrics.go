@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ironlb/ironlb/speaker/bgp"
 	"github.com/ironlb/ironlb/speaker/layer2"
 )
 
@@ -17,6 +18,9 @@ type Metrics struct {
 	gratuit      *prometheus.CounterVec
 	failed       *prometheus.CounterVec
 	members      prometheus.Gauge
+	bgpUp        *prometheus.GaugeVec
+	bgpSent      *prometheus.GaugeVec
+	bgpPrefix    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -34,8 +38,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Answers that could not be sent, by protocol and interface."}, []string{"protocol", "interface"}),
 		members: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "ironlb", Subsystem: "speaker", Name: "members",
 			Help: "Speakers the failure detector sees alive, this one included."}),
+		bgpUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "ironlb", Subsystem: "speaker", Name: "bgp_session_up",
+			Help: "1 when the BGP session with the peer is Established, else 0."}, []string{"peer"}),
+		bgpSent: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "ironlb", Subsystem: "speaker", Name: "bgp_updates_sent",
+			Help: "UPDATE messages sent on the session with the peer since it was opened."}, []string{"peer"}),
+		bgpPrefix: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "ironlb", Subsystem: "speaker", Name: "bgp_prefixes_advertised",
+			Help: "Prefixes advertised to the peer."}, []string{"peer"}),
 	}
-	for _, c := range []prometheus.Collector{m.announcedIPs, m.received, m.answered, m.gratuit, m.failed, m.members} {
+	for _, c := range []prometheus.Collector{m.announcedIPs, m.received, m.answered, m.gratuit, m.failed, m.members, m.bgpUp, m.bgpSent, m.bgpPrefix} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -60,6 +70,25 @@ func (m *Metrics) announced(d layer2.Desired) {
 	}
 	m.announcedIPs.WithLabelValues("IPv4").Set(v4)
 	m.announcedIPs.WithLabelValues("IPv6").Set(v6)
+}
+
+// sessions records the state of the BGP sessions.
+func (m *Metrics) sessions(states []bgp.PeerState) {
+	if m == nil {
+		return
+	}
+	m.bgpUp.Reset()
+	m.bgpSent.Reset()
+	m.bgpPrefix.Reset()
+	for _, st := range states {
+		up := 0.0
+		if st.Session == bgp.SessionEstablished {
+			up = 1
+		}
+		m.bgpUp.WithLabelValues(st.Name).Set(up)
+		m.bgpSent.WithLabelValues(st.Name).Set(float64(st.UpdatesSent))
+		m.bgpPrefix.WithLabelValues(st.Name).Set(float64(st.PrefixesSent))
+	}
 }
 
 // Members records the number of live speakers.
