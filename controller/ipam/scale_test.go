@@ -89,7 +89,8 @@ func runScale(b *testing.B, n int) scaleResult {
 	var r scaleResult
 
 	// The API server's ceiling: a bare client creates the Services (of a
-	// class ironlb does not serve), then writes their status.
+	// class ironlb does not serve), then writes their status, on an API
+	// server of its own.
 	start := time.Now()
 	bare := make([]*corev1.Service, n)
 	err := parallel(n, func(i int) error {
@@ -117,6 +118,18 @@ func runScale(b *testing.B, n int) scaleResult {
 	}
 	r.bareStatus = time.Since(start)
 
+	// The controller gets an API server of its own, so that it caches
+	// exactly the Services it serves, not the bare client's too.
+	env = testenv.Start(b, testenv.Options{CRDs: true})
+	cs = fastClient(b, env.Config)
+	for _, name := range []string{ns, "shop"} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := env.Client.Create(ctx, pool("big", "2001:db8:3::/112")); err != nil {
+		b.Fatal(err)
+	}
 	d := testenv.StartDaemon(b, env, "github.com/ironlb/ironlb/controller", "--leader-elect=false", "--log-level=info")
 	healthCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
