@@ -17,6 +17,8 @@ if [[ $(id -u) -ne 0 ]]; then
 	echo "make demo needs root: the lab builds network namespaces." >&2
 	exit 1
 fi
+# A fresh machine lacks the routers and nftables: install them first.
+hack/packages.sh
 go build -o bin/lab ./e2etest/cmd/lab
 args=(demo)
 if [[ -n ${KEEP:-} && ${KEEP} != 0 ]]; then
