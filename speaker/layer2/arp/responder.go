@@ -15,6 +15,8 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
+
+	"github.com/ironlb/ironlb/speaker/layer2/internal/count"
 )
 
 // ErrNotAnswering is returned by Gratuitous for an address the Responder
@@ -23,26 +25,7 @@ var ErrNotAnswering = errors.New("not answering for the address")
 
 // Recorder counts what a Responder does. Its methods are called from the
 // Responder's goroutines and must be safe for concurrent use.
-type Recorder interface {
-	// RequestReceived counts an ARP request received on the interface,
-	// whatever its target.
-	RequestReceived(ifname string)
-	// RequestAnswered counts a reply sent for ip.
-	RequestAnswered(ifname string, ip netip.Addr)
-	// GratuitousSent counts a gratuitous ARP sent for ip.
-	GratuitousSent(ifname string, ip netip.Addr)
-	// AnswerFailed reports a reply for ip that could not be sent. Run
-	// goes on answering.
-	AnswerFailed(ifname string, ip netip.Addr, err error)
-}
-
-// nopRecorder is the Recorder used when none is given.
-type nopRecorder struct{}
-
-func (nopRecorder) RequestReceived(string)                 {}
-func (nopRecorder) RequestAnswered(string, netip.Addr)     {}
-func (nopRecorder) GratuitousSent(string, netip.Addr)      {}
-func (nopRecorder) AnswerFailed(string, netip.Addr, error) {}
+type Recorder = count.Recorder
 
 // ethernetMTU is the largest Ethernet frame read: ARP frames are far
 // smaller, and a longer one is cut without harm.
@@ -86,7 +69,7 @@ func New(ifi *net.Interface, conn net.PacketConn, rec Recorder) (*Responder, err
 		return nil, err
 	}
 	if rec == nil {
-		rec = nopRecorder{}
+		rec = count.Nop{}
 	}
 	return &Responder{
 		ifname: ifi.Name,

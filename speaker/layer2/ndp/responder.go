@@ -14,6 +14,8 @@ import (
 
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
+
+	"github.com/ironlb/ironlb/speaker/layer2/internal/count"
 )
 
 // ErrNotAnswering is returned by Gratuitous for an address the Responder
@@ -41,26 +43,7 @@ type Conn interface {
 
 // Recorder counts what a Responder does. Its methods are called from the
 // Responder's goroutines and must be safe for concurrent use.
-type Recorder interface {
-	// RequestReceived counts a Neighbor Solicitation received on the
-	// interface, whatever its target.
-	RequestReceived(ifname string)
-	// RequestAnswered counts an advertisement sent in answer for ip.
-	RequestAnswered(ifname string, ip netip.Addr)
-	// GratuitousSent counts an unsolicited advertisement sent for ip.
-	GratuitousSent(ifname string, ip netip.Addr)
-	// AnswerFailed reports an answer for ip that could not be sent. Run
-	// goes on answering.
-	AnswerFailed(ifname string, ip netip.Addr, err error)
-}
-
-// nopRecorder is the Recorder used when none is given.
-type nopRecorder struct{}
-
-func (nopRecorder) RequestReceived(string)                 {}
-func (nopRecorder) RequestAnswered(string, netip.Addr)     {}
-func (nopRecorder) GratuitousSent(string, netip.Addr)      {}
-func (nopRecorder) AnswerFailed(string, netip.Addr, error) {}
+type Recorder = count.Recorder
 
 // maxMessage is the longest ICMPv6 message read: solicitations are far
 // smaller, and a longer message is cut.
@@ -116,7 +99,7 @@ func New(ifi *net.Interface, conn Conn, rec Recorder) (*Responder, error) {
 		return nil, err
 	}
 	if rec == nil {
-		rec = nopRecorder{}
+		rec = count.Nop{}
 	}
 	return &Responder{
 		ifname: ifi.Name,
