@@ -1,7 +1,6 @@
 package ndp
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -27,29 +26,7 @@ func TestPrivilegedResolve(t *testing.T) {
 	nodeMAC := node.MAC(t, nodeIf)
 
 	rec := newCounts()
-	var r *Responder
-	if err := node.Do(func() error {
-		ifi, err := net.InterfaceByName(nodeIf)
-		if err != nil {
-			return err
-		}
-		r, err = Listen(ifi, rec)
-		return err
-	}); err != nil {
-		t.Fatalf("listen in %s: %v", node.Name, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := r.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	r := netnstest.Serve(t, node, nodeIf, func(ifi *net.Interface) (*Responder, error) { return Listen(ifi, rec) })
 	if err := r.Add(netip.MustParseAddr(vipS)); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -219,4 +221,62 @@ func (ns *NS) WaitNeighbor(t testing.TB, ip, ifname, mac string, timeout time.Du
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// LinkLocal waits up to two seconds for the link named ifname in ns to
+// have an IPv6 link-local address, which the kernel adds a moment after
+// the link comes up, and returns it.
+func (ns *NS) LinkLocal(t testing.TB, ifname string) netip.Addr {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		out := ns.MustRun(t, "ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link")
+		f := strings.Fields(out)
+		for i := 0; i+1 < len(f); i++ {
+			if p, err := netip.ParsePrefix(f[i+1]); f[i] == "inet6" && err == nil {
+				return p.Addr()
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s in %s has no link-local address after 2 s: %q", ifname, ns.Name, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Responder is what the ARP and NDP Responders have in common.
+type Responder interface {
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// Serve opens a Responder on the link named ifname in ns with open, runs
+// it on a thread in ns, as a speaker does, and stops and closes it when
+// the test ends.
+func Serve[R Responder](t testing.TB, ns *NS, ifname string, open func(*net.Interface) (R, error)) R {
+	t.Helper()
+	var r R
+	if err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		r, err = open(ifi)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in %s: %v", ifname, ns.Name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ns.Do(func() error { return r.Run(ctx) }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
 }
