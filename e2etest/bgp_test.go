@@ -783,7 +783,7 @@ func (s *bgpSuite) waitCurl(t testing.TB, ip netip.Addr) lab.Answer {
 // pool selecting app=<app> and returns its addresses, IPv4 first.
 func (s *bgpSuite) createService(t testing.TB, name, app string, policy corev1.ServiceExternalTrafficPolicy) []netip.Addr {
 	t.Helper()
-	svc := bgpService(name, app, policy, corev1.IPFamilyPolicyRequireDualStack)
+	svc := lbService(name, "routed", app, policy, corev1.IPFamilyPolicyRequireDualStack)
 	if _, err := s.l.Clientset.CoreV1().Services("default").Create(s.ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -797,12 +797,14 @@ func (s *bgpSuite) createService(t testing.TB, name, app string, policy corev1.S
 	return ips
 }
 
-// bgpService returns a LoadBalancer Service of the routed pool.
-func bgpService(name, app string, policy corev1.ServiceExternalTrafficPolicy, families corev1.IPFamilyPolicy) *corev1.Service {
+// lbService returns a LoadBalancer Service in namespace default that
+// takes its addresses from pool and port 80 to port 8080 of the pods
+// labelled app.
+func lbService(name, pool, app string, policy corev1.ServiceExternalTrafficPolicy, families corev1.IPFamilyPolicy) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: "default",
-			Annotations: map[string]string{"ironlb.io/address-pool": "routed"},
+			Annotations: map[string]string{"ironlb.io/address-pool": pool},
 		},
 		Spec: corev1.ServiceSpec{
 			Type:                  corev1.ServiceTypeLoadBalancer,
@@ -1074,7 +1076,7 @@ func BenchmarkBGPRouteLatency(b *testing.B) {
 			name := fmt.Sprintf("latency-%d", k)
 			fromFRR, fromBIRD := frrMon.Len(), birdMon.Len()
 			created := time.Now()
-			if _, err := svcs.Create(ctx, bgpService(name, "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack), metav1.CreateOptions{}); err != nil {
+			if _, err := svcs.Create(ctx, lbService(name, "routed", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack), metav1.CreateOptions{}); err != nil {
 				b.Fatal(err)
 			}
 			ips, err := l.WaitServiceIP(ctx, "default", name, 1)
@@ -1215,7 +1217,7 @@ spec:
 	for range b.N {
 		start := time.Now()
 		bgpParallel(b, names, func(name string) error {
-			svc := bgpService(name, "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack)
+			svc := lbService(name, "routed", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack)
 			svc.Annotations["ironlb.io/address-pool"] = "big"
 			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
 			noNodePorts := false
@@ -1361,16 +1363,4 @@ func bgpParallel(b *testing.B, names []string, do func(string) error) {
 }
 
 // bgpRSSMiB returns a process's resident memory in MiB, 0 if unknown.
-func bgpRSSMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
-}
+func bgpRSSMiB(pid int) float64 { return procStatusMiB(pid, "VmRSS") }

@@ -37,22 +37,8 @@ spec:
 func TestLayer2(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	l := lab.New(t, lab.Config{Nodes: 3, NoRouters: true})
-	if err := l.InstallIronLB(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.StartController(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range l.Nodes {
-		if _, err := n.StartSpeaker(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l := newL2Lab(t, ctx, 3, l2PoolYAML)
 	if _, err := l.RunPods(ctx, lab.PodSpec{Labels: map[string]string{"app": "web"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Apply(ctx, l2PoolYAML); err != nil {
 		t.Fatal(err)
 	}
 	dual := corev1.IPFamilyPolicyRequireDualStack
@@ -115,6 +101,15 @@ func TestLayer2(t *testing.T) {
 	if now := waitL2Owner(t, ctx, l, owner); now == owner {
 		t.Errorf("the ServiceL2Status still names the dead %s", owner)
 	}
+}
+
+// newL2Lab starts a lab of n nodes without routers, ironlb's controller
+// and a speaker on every node, and applies config.
+func newL2Lab(t testing.TB, ctx context.Context, n int, config string) *lab.Lab {
+	t.Helper()
+	l := lab.New(t, lab.Config{Nodes: n, NoRouters: true})
+	startIronLB(t, ctx, l, config)
+	return l
 }
 
 // waitL2Owner waits until default/web's ServiceL2Status names a node other

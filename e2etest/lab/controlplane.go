@@ -146,38 +146,64 @@ func startControlPlane(ctx context.Context, l *Lab, assets string, addr netip.Ad
 	if err := waitProcessHTTP(ctx, etcd, http.DefaultClient, etcdURL+"/health", ""); err != nil {
 		return fmt.Errorf("wait for etcd: %w", err)
 	}
-	apiserver, err := l.startProcess("kube-apiserver", "", nil,
+	l.apiserverArgs = []string{
 		filepath.Join(assets, "kube-apiserver"),
-		"--etcd-servers="+etcdURL,
-		"--bind-address="+addr.String(),
-		"--advertise-address="+addr.String(),
-		"--secure-port="+strconv.Itoa(APIServerPort),
-		"--tls-cert-file="+filepath.Join(pki, "serving.crt"),
-		"--tls-private-key-file="+filepath.Join(pki, "serving.key"),
-		"--token-auth-file="+filepath.Join(pki, "tokens.csv"),
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + addr.String(),
+		"--advertise-address=" + addr.String(),
+		"--secure-port=" + strconv.Itoa(APIServerPort),
+		"--tls-cert-file=" + filepath.Join(pki, "serving.crt"),
+		"--tls-private-key-file=" + filepath.Join(pki, "serving.key"),
+		"--token-auth-file=" + filepath.Join(pki, "tokens.csv"),
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+filepath.Join(pki, "sa.key"),
-		"--service-account-signing-key-file="+filepath.Join(pki, "sa.key"),
-		"--service-cluster-ip-range="+ServiceCIDRV4.String()+","+ServiceCIDRV6.String(),
+		"--service-account-key-file=" + filepath.Join(pki, "sa.key"),
+		"--service-account-signing-key-file=" + filepath.Join(pki, "sa.key"),
+		"--service-cluster-ip-range=" + ServiceCIDRV4.String() + "," + ServiceCIDRV6.String(),
 		"--enable-priority-and-fairness=false",
 		// The advertise address is link-local, which the endpoint
 		// reconciler refuses; nothing here uses the kubernetes Service.
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
-		"--cert-dir="+filepath.Join(l.Dir, "apiserver-certs"),
+		"--cert-dir=" + filepath.Join(l.Dir, "apiserver-certs"),
 		"--v=1",
-	)
-	if err != nil {
-		return err
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 2 * time.Second}
-	if err := waitProcessHTTP(ctx, apiserver, hc, cp.url+"/readyz", cp.tokens[Admin]); err != nil {
+	l.apiserverProbe = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 2 * time.Second}
+	l.apiserverToken = cp.tokens[Admin]
+	return l.StartAPIServer(ctx)
+}
+
+// StartAPIServer starts the lab's kube-apiserver, with the arguments and
+// the etcd it first ran with, and returns once it is ready. The lab starts
+// it; tests call it after StopAPIServer.
+func (l *Lab) StartAPIServer(ctx context.Context) error {
+	p, err := l.startProcess("kube-apiserver", "", nil, l.apiserverArgs...)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.apiserver = p
+	l.mu.Unlock()
+	url := "https://" + net.JoinHostPort(l.APIServerAddr.String(), strconv.Itoa(APIServerPort)) + "/readyz"
+	if err := waitProcessHTTP(ctx, p, l.apiserverProbe, url, l.apiserverToken); err != nil {
 		return fmt.Errorf("wait for kube-apiserver: %w", err)
 	}
 	return nil
+}
+
+// StopAPIServer stops the lab's kube-apiserver (SIGTERM, SIGKILL after
+// grace), leaving etcd and everything else running: clients get
+// connection refused until StartAPIServer.
+func (l *Lab) StopAPIServer(grace time.Duration) error {
+	l.mu.Lock()
+	p := l.apiserver
+	l.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("stop kube-apiserver: not running")
+	}
+	return p.Stop(grace)
 }
 
 func (cp *controlPlane) writeKubeconfig(path string, id Identity) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -89,8 +90,14 @@ type Lab struct {
 	rootLinkMade bool
 	owned        bool // this process built the lab and tears it down
 
+	// apiserverArgs is the API server's command line, kept to restart it.
+	apiserverArgs  []string
+	apiserverProbe *http.Client
+	apiserverToken string
+
 	mu         sync.Mutex
 	controller *Process
+	apiserver  *Process
 	pods       *podSet
 	proxyStop  context.CancelFunc
 	proxyDone  chan struct{}

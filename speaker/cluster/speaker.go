@@ -61,7 +61,7 @@ type Speaker struct {
 	namespace string
 	announcer Announcer
 	peers     func([]netip.Addr)
-	lastPeers []netip.Addr
+	lastPeers *[]netip.Addr // nil until the first call of peers
 	bgp       BGP
 	recorder  events.EventRecorder
 	metrics   *Metrics
@@ -265,8 +265,9 @@ func (s *Speaker) config(ctx context.Context) (*config.Config, error) {
 	return cfg, nil
 }
 
-// updatePeers gives the failure detector the other Nodes' addresses when
-// they changed.
+// updatePeers gives the failure detector the other Nodes' addresses, the
+// first time (none, in a one-node cluster, is news too) and when they
+// changed.
 func (s *Speaker) updatePeers(nodes []corev1.Node) {
 	if s.peers == nil {
 		return
@@ -283,10 +284,10 @@ func (s *Speaker) updatePeers(nodes []corev1.Node) {
 		}
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
-	if slices.Equal(addrs, s.lastPeers) {
+	if s.lastPeers != nil && slices.Equal(addrs, *s.lastPeers) {
 		return
 	}
-	s.lastPeers = addrs
+	s.lastPeers = &addrs
 	s.peers(addrs)
 }
 

@@ -214,6 +214,9 @@ func startMember(t testing.TB, l *logs, name string, mod func(*Options)) *member
 	}
 	addr := netip.AddrPortFrom(o.BindAddr, o.Port)
 	m := New(o)
+	// No peers known yet: the member settles at once, alone; tests give
+	// peers later.
+	m.SetPeers(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()

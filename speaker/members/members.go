@@ -151,9 +151,10 @@ type Options struct {
 	// (warnings at level 0, information at 1, debugging at 2).
 	Log logr.Logger
 	// Notify, if set, is called with the names of the live members, this
-	// one included, whenever that set changes, starting with this member
-	// alone. It is called from one goroutine, never concurrently, never
-	// after Run returns, and owns the map it is given. It should return
+	// one included, whenever that set changes, starting once Run has
+	// tried to join every peer SetPeers first gave (before that, the set
+	// says nothing about the others). It is called from one goroutine,
+	// never concurrently, never after Run returns, and owns the map it is given. It should return
 	// quickly: changes that arrive meanwhile are coalesced.
 	Notify func(live map[string]bool)
 
@@ -243,6 +244,10 @@ type Members struct {
 	running bool
 	live    map[string]netip.AddrPort // the live members' addresses; nil unless Run is running
 	peers   []netip.AddrPort
+	// peersSet is whether SetPeers was called; settled whether Run has
+	// since tried to join every peer it gave, after which Live and Notify
+	// report the live set.
+	peersSet, settled bool
 }
 
 // New returns Members for opts. It checks nothing and starts nothing: Run
@@ -272,17 +277,20 @@ func (m *Members) SetPeers(addrs []netip.AddrPort) {
 	}
 	m.mu.Lock()
 	m.peers = peers
+	m.peersSet = true
 	m.mu.Unlock()
 	poke(m.wake)
 }
 
 // Live returns the names of the live members, this one included: those
 // alive or suspected, not those dead or left. It returns nil unless Run is
-// running, which callers take as "no failure detector".
+// running and has tried to join every peer SetPeers first gave, which
+// callers take as "no failure detector": a speaker that has just started
+// and met nobody yet must not believe itself alone.
 func (m *Members) Live() map[string]bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.live == nil {
+	if m.live == nil || !m.settled {
 		return nil
 	}
 	live := make(map[string]bool, len(m.live))
@@ -308,6 +316,7 @@ func (m *Members) Run(ctx context.Context) error {
 	}
 	m.running = true
 	m.live = map[string]netip.AddrPort{}
+	m.settled = false
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
@@ -457,6 +466,7 @@ func (m *Members) rejoin(ctx context.Context, ml *memberlist.Memberlist) {
 				tick = ticker.C
 			}
 		}
+		m.settle()
 		select {
 		case <-ctx.Done():
 			return
@@ -464,6 +474,21 @@ func (m *Members) rejoin(ctx context.Context, ml *memberlist.Memberlist) {
 		case <-tick:
 		}
 	}
+}
+
+// settle lets Live and Notify report the live set once the peers are
+// known and the first attempt to join them is over.
+func (m *Members) settle() {
+	m.mu.Lock()
+	done := m.settled || !m.peersSet
+	m.settled = m.peersSet
+	n := len(m.live)
+	m.mu.Unlock()
+	if done {
+		return
+	}
+	m.log.Info("joined the peers the API server names", "members", n)
+	poke(m.changed)
 }
 
 // missing returns the peers that are not live members. It reads the

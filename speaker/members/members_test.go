@@ -48,6 +48,43 @@ func TestJoinLater(t *testing.T) {
 	}
 }
 
+// TestNotAloneBeforeJoining starts a member that the API server has not
+// named any peer to yet: it reports nothing, neither alone nor otherwise,
+// until it has tried to join the peers it is given (one of them down),
+// and then reports them all at once.
+func TestNotAloneBeforeJoining(t *testing.T) {
+	l := newLogs(t)
+	a := startMember(t, l, "a", nil)
+	b := startMember(t, l, "b", nil)
+	b.SetPeers(addrs(a))
+	if _, err := waitAll(bound, exactly("a", "b"), a, b); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	c := New(Options{NodeName: "c", BindAddr: loopback, Port: freePort(t), Log: l.logger("c"), Notify: rec.notify})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	time.Sleep(time.Second)
+	if got, n := c.Live(), rec.notified(); got != nil || n != 0 {
+		t.Fatalf("before any peer was named: Live() = %v and %d Notify calls, want nil and none", names(got), n)
+	}
+	down := netip.AddrPortFrom(loopback, freePort(t))
+	c.SetPeers(append(addrs(a), down))
+	if _, err := rec.wait(bound, exactly("a", "b", "c")); err != nil {
+		t.Fatal(err)
+	}
+	if n := rec.notified(); n != 1 {
+		t.Errorf("Notify was called %d times before it said [a b c], want once", n)
+	}
+}
+
 func TestLiveOutsideRun(t *testing.T) {
 	l := newLogs(t)
 	rec := newRecorder()
@@ -55,6 +92,7 @@ func TestLiveOutsideRun(t *testing.T) {
 	if got := m.Live(); got != nil {
 		t.Errorf("Live() before Run = %v, want nil", got)
 	}
+	m.SetPeers(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
