@@ -82,12 +82,12 @@ bench: bench-micro bench-scale bench-e2e ## Run every benchmark and print median
 
 .PHONY: bench-micro
 bench-micro: tools ## Run the in-process benchmarks (allocator, ...) five times; print medians.
-	go test -run '^$$' -skip 'AtScale|BGP|L2Failover' -bench . -benchmem -count 5 $(GO_TEST_FLAGS) ./... | tee bench-micro.out
+	go test -run '^$$' -skip 'AtScale|BGP|L2Failover|L2GracefulStop|L2FirstGARP' -bench . -benchmem -count 5 $(GO_TEST_FLAGS) ./... | tee bench-micro.out
 	$(BENCHSTAT) bench-micro.out
 
 .PHONY: bench-e2e
-bench-e2e: tools controlplane build ## Run the lab benchmarks (layer-2 failover, BGP route latency, 10,000 routes; root) three times; print medians.
-	IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -run '^$$' -bench 'BGP|L2Failover' -benchtime 1x -count 3 -timeout 90m $(GO_TEST_FLAGS) ./e2etest/ | tee bench-e2e.out
+bench-e2e: tools controlplane build ## Run the lab benchmarks (layer-2 failover, graceful stop and first gratuitous ARP, BGP route latency, 10,000 routes; root) three times; print medians.
+	IRONLB_REQUIRE_E2E=$(E2E_REQUIRED) go test -run '^$$' -bench 'BGP|L2Failover|L2GracefulStop|L2FirstGARP' -benchtime 1x -count 3 -timeout 90m $(GO_TEST_FLAGS) ./e2etest/ | tee bench-e2e.out
 	$(BENCHSTAT) bench-e2e.out
 
 .PHONY: bench-scale
