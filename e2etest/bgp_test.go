@@ -66,7 +66,7 @@ type bgpSuite struct {
 // IPv6, communities, externalTrafficPolicy Local, withdrawal, graceful
 // restart, iBGP with localPref across a router restart, and a dead node.
 func TestBGP(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	l := lab.New(t, lab.Config{Nodes: 3, FRR: &lab.RouterConfig{Password: bgpPassword}})
 	s := &bgpSuite{l: l, ctx: ctx, frrASN: l.FRR.Config.ASN}
@@ -87,6 +87,7 @@ func TestBGP(t *testing.T) {
 		{"graceful restart keeps routes", func(t *testing.T) { s.gracefulRestartStep(t, web) }},
 		{"iBGP localPref after a router restart", func(t *testing.T) { s.iBGPLocalPref(t, web) }},
 		{"killed node loses its next hop", func(t *testing.T) { s.killNode(t, web) }},
+		{"routes stay while the API server is down", func(t *testing.T) { s.apiServerDown(t, web) }},
 	}
 	for _, st := range steps {
 		if !t.Run(st.name, st.run) {
@@ -760,9 +761,88 @@ func (s *bgpSuite) killNode(t *testing.T, web []netip.Addr) {
 	if d := time.Since(crashed); d >= bgpHoldTime {
 		t.Errorf("node2's paths left %v after its speaker crashed, want before the hold time %v: the routers saw the sessions close", d, bgpHoldTime)
 	}
-	// Only a node's own speaker writes its entry in a BGPPeer's status:
-	// a dead node's entry says what it last knew. Logged, not asserted.
-	t.Logf("BGPPeer frr status after node2's speaker crashed and node3 died: %s", s.sessionsSince(t))
+	// The one live speaker removes the dead nodes' entries from the
+	// BGPPeers' status.
+	bgpEventually(t, ctx, 30*time.Second, "BGPPeer status with node1's sessions alone", func(ctx context.Context) (bool, string, error) {
+		got := s.sessionsSince(t)
+		_, frr := got["frr/node1"]
+		_, bird := got["bird/node1"]
+		return len(got) == 2 && frr && bird, fmt.Sprint(got), nil
+	})
+}
+
+// apiServerDown stops the API server for 30 s while the routed client
+// sends requests to web: the speakers keep their sessions and routes,
+// and once the API server is back they advertise a Service created then.
+func (s *bgpSuite) apiServerDown(t *testing.T, web []netip.Addr) {
+	l, ctx := s.l, s.ctx
+	prefixes := []netip.Prefix{bgpHost(web[0]), bgpHost(web[1])}
+	before := map[netip.Prefix][2][]netip.Addr{}
+	for _, p := range prefixes {
+		frr, bird, err := s.nextHops(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(frr) == 0 || len(bird) == 0 {
+			t.Fatalf("no path to %s before the outage: FRR %v, BIRD %v", p, frr, bird)
+		}
+		before[p] = [2][]netip.Addr{frr, bird}
+	}
+	var changed []string
+	sent, failed := probeDuring(ctx, l.RoutedClient, web, func() {
+		if err := l.StopAPIServer(5 * time.Second); err != nil {
+			t.Error(err)
+			return
+		}
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+			for _, p := range prefixes {
+				frr, bird, err := s.nextHops(ctx, p)
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				if want := before[p]; !slices.Equal(frr, want[0]) || !slices.Equal(bird, want[1]) {
+					changed = append(changed, fmt.Sprintf("%s: FRR %v, BIRD %v (before: %v, %v)", p, frr, bird, want[0], want[1]))
+				}
+			}
+		}
+		if err := l.StartAPIServer(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Logf("routed client: %d requests during the outage, %d failed", sent, failed)
+	if sent < 500 || failed > sent/100 {
+		t.Errorf("%d of %d requests to %v failed while the API server was down", failed, sent, web)
+	}
+	for _, c := range changed {
+		t.Errorf("paths changed while the API server was down: %s", c)
+	}
+
+	// A leader-elected controller exits when it cannot renew its lease;
+	// the kubelet restarts it. The lab has no kubelet.
+	if l.ControllerProcess().Exited() {
+		t.Log("the controller lost its lease and exited; restarting it as the kubelet would")
+		if _, err := l.RestartController(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := time.Now()
+	svc := lbService("after-outage", "routed", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack)
+	if _, err := l.Clientset.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	ips, err := l.WaitServiceIP(wctx, "default", "after-outage", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := before[prefixes[0]][0]
+	bgpEventually(t, ctx, 90*time.Second, fmt.Sprintf("FRR's paths to %s, created after the outage, from %v", ips[0], want), func(ctx context.Context) (bool, string, error) {
+		frr, _, err := s.nextHops(ctx, bgpHost(ips[0]))
+		return slices.Equal(frr, want), fmt.Sprint(frr), err
+	})
+	t.Logf("%s created after the outage reached FRR %v after it was created", ips[0], time.Since(created).Round(time.Millisecond))
 }
 
 // waitCurl waits until the routed client reaches ip on port 80 (the
@@ -828,26 +908,10 @@ func bgpBool(b bool) int {
 func (s *bgpSuite) waitNextHops(t testing.TB, p netip.Prefix, want []netip.Addr) {
 	t.Helper()
 	bgpEventually(t, s.ctx, 30*time.Second, fmt.Sprintf("FRR's and BIRD's paths to %s from %v", p, want), func(ctx context.Context) (bool, string, error) {
-		frr, err := s.frrPaths(ctx, p)
+		fromFRR, fromBIRD, err := s.nextHops(ctx, p)
 		if err != nil {
 			return false, "", err
 		}
-		var fromFRR []netip.Addr
-		for _, path := range frr {
-			fromFRR = append(fromFRR, path.nextHop)
-		}
-		birdRoutes, err := s.l.BIRD.Routes(ctx)
-		if err != nil {
-			return false, "", err
-		}
-		var fromBIRD []netip.Addr
-		if rt, ok := bgpFind(birdRoutes, p); ok {
-			for _, path := range rt.Paths {
-				fromBIRD = append(fromBIRD, path.NextHop)
-			}
-		}
-		slices.SortFunc(fromFRR, netip.Addr.Compare)
-		slices.SortFunc(fromBIRD, netip.Addr.Compare)
 		ok := slices.Equal(fromFRR, want) && slices.Equal(fromBIRD, want)
 		got := fmt.Sprintf("FRR %v, BIRD %v", fromFRR, fromBIRD)
 		if len(fromFRR) > len(want) || len(fromBIRD) > len(want) {
@@ -862,6 +926,30 @@ func (s *bgpSuite) waitNextHops(t testing.TB, p netip.Prefix, want []netip.Addr)
 		}
 		return ok, got, nil
 	})
+}
+
+// nextHops returns the next hops of FRR's and of BIRD's paths to p,
+// sorted.
+func (s *bgpSuite) nextHops(ctx context.Context, p netip.Prefix) (fromFRR, fromBIRD []netip.Addr, err error) {
+	frr, err := s.frrPaths(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, path := range frr {
+		fromFRR = append(fromFRR, path.nextHop)
+	}
+	birdRoutes, err := s.l.BIRD.Routes(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rt, ok := bgpFind(birdRoutes, p); ok {
+		for _, path := range rt.Paths {
+			fromBIRD = append(fromBIRD, path.NextHop)
+		}
+	}
+	slices.SortFunc(fromFRR, netip.Addr.Compare)
+	slices.SortFunc(fromBIRD, netip.Addr.Compare)
+	return fromFRR, fromBIRD, nil
 }
 
 // frrPath is one of FRR's paths with the attributes lab.Path leaves out.
