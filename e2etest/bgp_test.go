@@ -1303,18 +1303,7 @@ spec:
 	}
 
 	for range b.N {
-		start := time.Now()
-		bgpParallel(b, names, func(name string) error {
-			svc := lbService(name, "routed", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicySingleStack)
-			svc.Annotations["ironlb.io/address-pool"] = "big"
-			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
-			noNodePorts := false
-			svc.Spec.AllocateLoadBalancerNodePorts = &noNodePorts
-			_, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
-			return err
-		})
-		created := time.Now()
-		b.Logf("%d Services created in %v", n, created.Sub(start).Round(time.Millisecond))
+		created := createIPv6Services(b, ctx, l, "big", names)
 		times := bgpWaitCounts(b, ctx, s, big, created, func(c bgpCounts) [3]bool {
 			return [3]bool{c.frrTable == n*len(l.Nodes), c.frrKernel == n, c.birdTable == n}
 		})
@@ -1327,7 +1316,7 @@ spec:
 		}
 		b.ReportMetric(rss, "MiB-speaker-rss")
 
-		start = time.Now()
+		start := time.Now()
 		bgpParallel(b, names, func(name string) error {
 			return svcs.Delete(ctx, name, metav1.DeleteOptions{})
 		})
