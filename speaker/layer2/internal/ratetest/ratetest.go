@@ -42,6 +42,13 @@ func (t Trial) String() string {
 	return fmt.Sprintf("%.0f/s asked, %.0f/s sent, %d of %d answered", t.Target, t.Rate, t.Answered, t.Sent)
 }
 
+// now and sleep are the clock Run paces by; the package's tests replace
+// them with a virtual one.
+var (
+	now   = time.Now
+	sleep = time.Sleep
+)
+
 // quiet is how long Run waits for a straggling answer before it counts
 // the missing ones lost. Answers on a veth take microseconds.
 const quiet = 50 * time.Millisecond
@@ -56,24 +63,25 @@ func Run(r Requester, rate float64, d time.Duration) (Trial, error) {
 	}
 	n := max(int(rate*d.Seconds()), 1)
 	before := r.Answered()
-	start := time.Now()
+	start := now()
+	// at is when request i is due, counted from start.
+	at := func(i int) time.Duration { return time.Duration(float64(i) / rate * float64(time.Second)) }
 	for i := 0; i < n; {
-		due := min(int(rate*time.Since(start).Seconds())+1, n)
-		for ; i < due; i++ {
+		for elapsed := now().Sub(start); i < n && at(i) <= elapsed; i++ {
 			if err := r.Send(i); err != nil {
 				return Trial{}, fmt.Errorf("ratetest: send request %d: %w", i, err)
 			}
 		}
 		if i < n {
-			time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+			sleep(at(i) - now().Sub(start))
 		}
 	}
-	elapsed := time.Since(start)
-	last, lastAt := r.Answered(), time.Now()
-	for last-before < int64(n) && time.Since(lastAt) < quiet {
-		time.Sleep(time.Millisecond)
+	elapsed := now().Sub(start)
+	last, lastAt := r.Answered(), now()
+	for last-before < int64(n) && now().Sub(lastAt) < quiet {
+		sleep(time.Millisecond)
 		if a := r.Answered(); a != last {
-			last, lastAt = a, time.Now()
+			last, lastAt = a, now()
 		}
 	}
 	t := Trial{Target: rate, Rate: rate, Sent: n, Answered: int(last - before)}

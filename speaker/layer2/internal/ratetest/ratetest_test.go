@@ -2,6 +2,7 @@ package ratetest
 
 import (
 	"math"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ type fake struct {
 func (f *fake) requester() Requester {
 	return Requester{
 		Send: func(i int) error {
-			time.Sleep(f.delay)
+			sleep(f.delay)
 			if f.answer(i) {
 				f.answered.Add(1)
 			}
@@ -25,6 +26,16 @@ func (f *fake) requester() Requester {
 		},
 		Answered: f.answered.Load,
 	}
+}
+
+// TestMain runs the tests on a virtual clock that moves only when Run or
+// a fake requester sleeps, so that no trial depends on the machine's
+// load.
+func TestMain(m *testing.M) {
+	virtual := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now = func() time.Time { return virtual }
+	sleep = func(d time.Duration) { virtual = virtual.Add(max(d, 0)) }
+	os.Exit(m.Run())
 }
 
 func TestSearch(t *testing.T) {
