@@ -80,6 +80,7 @@ func (l *Lab) startProxy(ctx context.Context) error {
 				return
 			case <-trigger:
 			}
+			began := time.Now()
 			svcs, err := services.Lister().List(labels.Everything())
 			if err != nil {
 				continue
@@ -106,6 +107,17 @@ func (l *Lab) startProxy(ctx context.Context) error {
 				}
 				applied[n.Name] = rules
 				l.setProxyRules(n.Name, rules)
+			}
+			// With thousands of Services a pass takes seconds; rest as
+			// long as it took, so that the stand-in leaves the API
+			// server at least half of the machine. Small labs, whose
+			// passes take milliseconds, never wait.
+			if took := time.Since(began); took > 50*time.Millisecond {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-time.After(took):
+				}
 			}
 		}
 	}()
