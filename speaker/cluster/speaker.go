@@ -156,22 +156,23 @@ func (s *Speaker) reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	return reconcile.Result{}, s.writeStatuses(ctx, res)
 }
 
-// snapshot reads the cluster from the cache.
+// snapshot reads the cluster from the cache. It reads the cached objects
+// themselves, not copies, and must not change them.
 func (s *Speaker) snapshot(ctx context.Context) (Snapshot, error) {
 	cfg, err := s.config(ctx)
 	if err != nil {
 		return Snapshot{}, err
 	}
 	var nodes corev1.NodeList
-	if err := s.client.List(ctx, &nodes); err != nil {
+	if err := s.client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
 		return Snapshot{}, fmt.Errorf("list Nodes: %w", err)
 	}
 	var services corev1.ServiceList
-	if err := s.client.List(ctx, &services); err != nil {
+	if err := s.client.List(ctx, &services, client.UnsafeDisableDeepCopy); err != nil {
 		return Snapshot{}, fmt.Errorf("list Services: %w", err)
 	}
 	var epSlices discoveryv1.EndpointSliceList
-	if err := s.client.List(ctx, &epSlices); err != nil {
+	if err := s.client.List(ctx, &epSlices, client.UnsafeDisableDeepCopy); err != nil {
 		return Snapshot{}, fmt.Errorf("list EndpointSlices: %w", err)
 	}
 	s.mu.Lock()
@@ -389,7 +390,9 @@ func statusName(key string) string {
 // name this node.
 func (s *Speaker) writeStatuses(ctx context.Context, res Result) error {
 	var existing ironlbv1beta1.ServiceL2StatusList
-	if err := s.client.List(ctx, &existing, client.InNamespace(s.namespace)); err != nil {
+	// The cached objects themselves: writeStatus copies one before
+	// changing it.
+	if err := s.client.List(ctx, &existing, client.InNamespace(s.namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list ServiceL2Statuses: %w", err)
 	}
 	byName := map[string]*ironlbv1beta1.ServiceL2Status{}
@@ -426,19 +429,20 @@ func (s *Speaker) writeStatuses(ctx context.Context, res Result) error {
 
 func (s *Speaker) writeStatus(ctx context.Context, st *ironlbv1beta1.ServiceL2Status, name string, want ironlbv1beta1.ServiceL2StatusStatus) error {
 	if st == nil {
+		// Create fills st with what the server stored; the cache may not
+		// have it yet, so it is not read back. If another node created it
+		// meanwhile, the patch below overwrites its status all the same.
 		st = &ironlbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: s.namespace, Name: name}}
 		if err := s.client.Create(ctx, st); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create ServiceL2Status %s: %w", name, err)
-		}
-		if err := s.client.Get(ctx, client.ObjectKeyFromObject(st), st); err != nil {
-			return fmt.Errorf("read ServiceL2Status %s: %w", name, err)
 		}
 	}
 	if equalL2Status(st.Status, want) {
 		return nil
 	}
-	st.Status = want
-	if err := s.client.Status().Update(ctx, st); err != nil {
+	patched := st.DeepCopy()
+	patched.Status = want
+	if err := s.client.Status().Patch(ctx, patched, client.MergeFrom(st)); err != nil {
 		return fmt.Errorf("write ServiceL2Status %s: %w", name, err)
 	}
 	return nil
