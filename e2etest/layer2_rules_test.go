@@ -52,8 +52,9 @@ func TestLayer2ExternalTrafficPolicyLocal(t *testing.T) {
 	}
 	waitAnnouncedBy(t, ctx, l, "local", ips, "node3")
 
-	// No endpoint left: nobody announces, the client's requests go
-	// unanswered.
+	// No endpoint left: nobody announces; the client's pings (which the
+	// lab's kube-proxy stand-in would not answer anyway) make it ask for
+	// the addresses, and nobody answers.
 	for _, p := range l.Pods() {
 		if p.Labels["app"] == "local" {
 			if err := p.Delete(ctx); err != nil {
