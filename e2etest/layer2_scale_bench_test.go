@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
@@ -102,7 +103,8 @@ func BenchmarkL2TenThousand(b *testing.B) {
 // createIPv6Services creates in namespace default, 32 at once, a
 // Service for each of names: single-stack IPv6, of type LoadBalancer
 // without node ports, its address from pool, in front of the app=web
-// pods. It logs how long that took and returns when the last was created.
+// pods. It tries each create up to five times, logs how long they took,
+// and returns when the last was created.
 func createIPv6Services(b *testing.B, ctx context.Context, l *lab.Lab, pool string, names []string) time.Time {
 	b.Helper()
 	svcs := l.Clientset.CoreV1().Services("default")
@@ -112,7 +114,17 @@ func createIPv6Services(b *testing.B, ctx context.Context, l *lab.Lab, pool stri
 		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
 		noNodePorts := false
 		svc.Spec.AllocateLoadBalancerNodePorts = &noNodePorts
-		_, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
+		// An API server or etcd short of CPU fails requests now and then
+		// (timeouts, "failed to allocate IP: etcdserver: request timed
+		// out"); a create that timed out may have gone through all the
+		// same.
+		var err error
+		for try := 1; try <= 5; try++ {
+			if _, err = svcs.Create(ctx, svc, metav1.CreateOptions{}); err == nil || try > 1 && apierrors.IsAlreadyExists(err) {
+				return nil
+			}
+			time.Sleep(time.Second)
+		}
 		return err
 	})
 	created := time.Now()
