@@ -118,19 +118,7 @@ spec:
 	}
 	// Five dual-stack Services: were all three nodes eligible, the
 	// chance that one node would win them all is 1 in 81.
-	services := map[string][]netip.Addr{}
-	for i := range 5 {
-		name := fmt.Sprintf("web%d", i)
-		svc := lbService(name, "lan", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicyRequireDualStack)
-		if _, err := l.Clientset.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		ips, err := l.WaitServiceIP(ctx, "default", name, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		services[name] = ips
-	}
+	services := createWebServices(t, ctx, l, 5)
 	for name, ips := range services {
 		waitAnnouncedBy(t, ctx, l, name, ips, "node3")
 	}
@@ -165,21 +153,11 @@ func TestLayer2SpeakerRestart(t *testing.T) {
 	if _, err := l.RunPods(ctx, lab.PodSpec{Labels: map[string]string{"app": "web"}}); err != nil {
 		t.Fatal(err)
 	}
-	services := map[string][]netip.Addr{}
+	services := createWebServices(t, ctx, l, 5)
 	owners := map[string]string{}
-	for i := range 5 {
-		name := fmt.Sprintf("web%d", i)
-		svc := lbService(name, "lan", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicyRequireDualStack)
-		if _, err := l.Clientset.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		ips, err := l.WaitServiceIP(ctx, "default", name, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for name, ips := range services {
 		key, _ := election.ServiceKey(ips)
 		owners[name], _ = election.Owner([]string{"node1", "node2", "node3"}, key)
-		services[name] = ips
 		waitAnnouncedBy(t, ctx, l, name, ips, owners[name])
 	}
 	restarted := owners["web0"]
@@ -330,6 +308,26 @@ func TestLayer2APIServerDown(t *testing.T) {
 	})
 	t.Logf("default/after announced %v after it was created", time.Since(created).Round(time.Millisecond))
 	waitAnnouncedBy(t, ctx, l, "after", after, want)
+}
+
+// createWebServices creates n dual-stack Services web0…web<n-1> of the
+// lan pool selecting app=web, and returns their addresses by name.
+func createWebServices(t testing.TB, ctx context.Context, l *lab.Lab, n int) map[string][]netip.Addr {
+	t.Helper()
+	services := map[string][]netip.Addr{}
+	for i := range n {
+		name := fmt.Sprintf("web%d", i)
+		svc := lbService(name, "lan", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicyRequireDualStack)
+		if _, err := l.Clientset.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ips, err := l.WaitServiceIP(ctx, "default", name, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		services[name] = ips
+	}
+	return services
 }
 
 // startIronLB installs ironlb into lab l, starts its controller and a
