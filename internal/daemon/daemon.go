@@ -62,13 +62,14 @@ func envOr(name, fallback string) string {
 }
 
 // SetupLogging makes the controller-runtime logger log JSON at the level the
-// flags ask for.
+// flags ask for. Errors carry no stack trace: each names what failed, and
+// a failure that repeats for many objects would fill the log with them.
 func (f *Flags) SetupLogging() error {
 	level, err := zapcore.ParseLevel(f.LogLevel)
 	if err != nil {
 		return fmt.Errorf("parse --log-level %q: %w", f.LogLevel, err)
 	}
-	ctrl.SetLogger(zap.New(zap.Level(level)))
+	ctrl.SetLogger(zap.New(zap.Level(level), zap.StacktraceLevel(zapcore.DPanicLevel)))
 	return nil
 }
 

@@ -83,7 +83,7 @@ type Announcer struct {
 	answering map[Binding]bool
 	pending   []repeat
 	retryAt   time.Time
-	failing   map[Link]string // the last error of each link, so it is logged once
+	failing   map[Link]string // the root cause each link last failed with, so it is logged once
 	ctx       context.Context // Run's; nil before Run
 	stopped   bool
 	wg        sync.WaitGroup
@@ -276,19 +276,36 @@ func (a *Announcer) reconcile(now time.Time) error {
 		}
 		a.Log.V(1).Info("opened responder", "interface", l.Interface, "family", l.Family)
 	}
+	failed := make(map[Link]*addFailure)
 	for _, b := range ch.Add {
 		ln := a.links[b.Link()]
 		if ln == nil {
 			continue // opening failed, and was reported
 		}
 		if err := ln.r.Add(b.IP); err != nil {
-			errs = append(errs, a.fail(b.Link(), fmt.Errorf("answer for %s on %s: %w", b.IP, b.Interface, err)))
+			f := failed[b.Link()]
+			if f == nil {
+				f = &addFailure{first: fmt.Errorf("answer for %s on %s: %w", b.IP, b.Interface, err)}
+				failed[b.Link()] = f
+			}
+			f.n++
 			continue
 		}
 		a.answering[b] = true
-		delete(a.failing, b.Link())
 		a.Log.V(1).Info("answering", "interface", b.Interface, "ip", b.IP)
 		a.announce(b, now)
+	}
+	for l := range a.failing {
+		if failed[l] == nil && a.links[l] != nil {
+			delete(a.failing, l)
+		}
+	}
+	for l, f := range failed {
+		err := f.first
+		if f.n > 1 {
+			err = fmt.Errorf("%w (and %d more addresses on %s)", f.first, f.n-1, l.Interface)
+		}
+		errs = append(errs, a.fail(l, err))
 	}
 	if len(errs) > 0 && a.retryAt.IsZero() {
 		a.retryAt = now.Add(a.RetryInterval)
@@ -296,11 +313,29 @@ func (a *Announcer) reconcile(now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// fail logs err for l, unless it is the error l failed with last time,
-// and returns it.
+// rootCause returns the innermost error err wraps, which names no address.
+func rootCause(err error) error {
+	for {
+		inner := errors.Unwrap(err)
+		if inner == nil {
+			return err
+		}
+		err = inner
+	}
+}
+
+// addFailure is what adding addresses to one link's Responder failed with
+// in one reconcile: the first error, and how many addresses failed.
+type addFailure struct {
+	first error
+	n     int
+}
+
+// fail logs err for l, unless l failed for the same root cause last time
+// (whichever addresses failed), and returns it.
 func (a *Announcer) fail(l Link, err error) error {
-	if a.failing[l] != err.Error() {
-		a.failing[l] = err.Error()
+	if cause := rootCause(err).Error(); a.failing[l] != cause {
+		a.failing[l] = cause
 		a.Log.Error(err, "layer-2 announcement failed; retrying", "interface", l.Interface, "family", l.Family, "retryInterval", a.RetryInterval)
 	}
 	return err

@@ -3,11 +3,14 @@ package layer2
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -313,4 +316,38 @@ func TestAnnouncerAddFailure(t *testing.T) {
 	r.mu.Unlock()
 	run(t, a)
 	eventually(t, "the retry to add", func() bool { return len(a.Bindings()) == 2 })
+}
+
+// TestAnnouncerAddFailuresSummed makes every address of a link fail to be
+// added, and checks that the failure is reported as one error counting
+// them, logged once across retries that fail for the same cause.
+func TestAnnouncerAddFailuresSummed(t *testing.T) {
+	a, f := newTestAnnouncer()
+	var logged []string
+	a.Log = funcr.New(func(prefix, args string) { logged = append(logged, args) }, funcr.Options{})
+	if err := a.Apply(Desired{v4a: {"eth0"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := f.responder(Link{"eth0", config.IPv4})
+	r.mu.Lock()
+	r.addErr = syscall.ENOMEM
+	r.mu.Unlock()
+	want := Desired{}
+	ip := netip.MustParseAddr("203.0.113.10")
+	for range 50 {
+		want[ip] = []string{"eth0"}
+		ip = ip.Next()
+	}
+	for i := range 3 {
+		err := a.Apply(want)
+		if !errors.Is(err, syscall.ENOMEM) || !strings.Contains(err.Error(), "and 49 more addresses on eth0") {
+			t.Fatalf("Apply %d = %v, want ENOMEM for 50 addresses", i, err)
+		}
+		if n := strings.Count(err.Error(), "\n"); n != 0 {
+			t.Errorf("Apply %d returned %d lines, want one:\n%v", i, n+1, err)
+		}
+	}
+	if len(logged) != 1 {
+		t.Errorf("logged %d times, want once: %q", len(logged), logged)
+	}
 }

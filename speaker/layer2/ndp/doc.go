@@ -4,7 +4,8 @@
 // traffic for them to this interface.
 //
 // A Responder joins the solicited-node multicast group of every address it
-// holds, and answers a valid solicitation (RFC 4861 section 7.1.1: hop
+// holds (on sockets of their own, up to 1,000 groups each, as Linux charges
+// each membership to a socket's small option memory), and answers a valid solicitation (RFC 4861 section 7.1.1: hop
 // limit 255, code 0, a unicast target) for one of them with a Neighbor
 // Advertisement carrying the Solicited and Override flags and a Target
 // Link-Layer Address option holding the interface's hardware address, sent

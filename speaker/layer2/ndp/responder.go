@@ -68,7 +68,10 @@ type Responder struct {
 // Listen returns a Responder on the interface ifi, reading and writing
 // through an ICMPv6 socket bound to the interface's link-local address,
 // which the interface must have (and not be tentative: set accept_dad=0 on
-// links that must answer at once). It needs CAP_NET_RAW. rec may be nil.
+// links that must answer at once). The solicited-node groups of its
+// addresses are joined on other sockets, which hold up to 1,000 each, so
+// that the number of addresses is not limited by a socket's option memory.
+// It needs CAP_NET_RAW. rec may be nil.
 func Listen(ifi *net.Interface, rec Recorder) (*Responder, error) {
 	if err := checkInterface(ifi); err != nil {
 		return nil, err
@@ -88,7 +91,12 @@ func Listen(ifi *net.Interface, rec Recorder) (*Responder, error) {
 		_ = c.Close()
 		return nil, fmt.Errorf("ndp: filter solicitations on %s: %w", ifi.Name, err)
 	}
-	return New(ifi, c, rec)
+	g, err := newGroups(ifi.Index)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return New(ifi, groupConn{Conn: c, groups: g}, rec)
 }
 
 // New returns a Responder on the interface ifi that reads and writes
