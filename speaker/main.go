@@ -86,6 +86,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	for obj, by := range cluster.CacheTransforms() {
+		opts.Cache.ByObject[obj] = by
+	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
