@@ -33,6 +33,7 @@ import (
 // Announcer is what the Speaker drives in layer 2: *layer2.Announcer.
 type Announcer interface {
 	Apply(layer2.Desired) error
+	Reannounce()
 }
 
 // Options configure a Speaker.
@@ -72,6 +73,9 @@ type Speaker struct {
 	mu    sync.Mutex
 	links []interfaces.Link
 	live  map[string]bool
+	// rejoined names the speakers the failure detector saw come back
+	// since the last reconcile.
+	rejoined []string
 	// cfg is the last valid configuration, kept when a change is invalid.
 	cfg    *config.Config
 	cfgErr string
@@ -102,11 +106,31 @@ func (s *Speaker) SetLinks(links []interfaces.Link) {
 
 // SetLive records the nodes whose speaker the failure detector sees alive
 // (nil: none runs), and recomputes the announcements.
+//
+// A speaker that comes back after this one saw it dead may have been
+// alive all along, on the other side of a partition, and announced some
+// of this node's addresses there: once the announcements are recomputed,
+// this node announces again every address it kept.
 func (s *Speaker) SetLive(live map[string]bool) {
 	s.mu.Lock()
+	if s.live != nil {
+		s.rejoined = append(s.rejoined, joined(s.live, live)...)
+	}
 	s.live = live
 	s.mu.Unlock()
 	s.Changed()
+}
+
+// joined returns the members of live that before does not hold, sorted.
+func joined(before, live map[string]bool) []string {
+	var out []string
+	for n, ok := range live {
+		if ok && !before[n] {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Changed asks for the announcements to be recomputed.
@@ -149,6 +173,14 @@ func (s *Speaker) reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	res := Compute(snap)
 	if err := s.announcer.Apply(res.L2); err != nil {
 		s.log.Error(err, "announce in layer 2 (retried in the background)")
+	}
+	s.mu.Lock()
+	rejoined := s.rejoined
+	s.rejoined = nil
+	s.mu.Unlock()
+	if len(rejoined) > 0 && len(res.L2) > 0 {
+		s.log.Info("speakers came back: announcing this node's addresses again", "speakers", rejoined, "ips", len(res.L2))
+		s.announcer.Reannounce()
 	}
 	s.metrics.announced(res.L2)
 	s.advertise(ctx, snap, res)

@@ -137,6 +137,26 @@ func (a *Announcer) Apply(desired Desired) error {
 	return err
 }
 
+// Reannounce sends the gratuitous packets of the Schedule again for every
+// address answered, as for one newly answered: the first before it
+// returns. A node that kept its addresses while another claimed them (two
+// sides of a partition, each seeing the other dead) calls it when the other
+// comes back, so that hosts which believed the other's announcements
+// return to this node at once, not when their neighbour entries go stale.
+func (a *Announcer) Reannounce() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	now := time.Now()
+	a.pending = a.pending[:0]
+	for b := range a.answering {
+		a.announce(b, now)
+	}
+	a.signal()
+}
+
 // Bindings returns what the node answers for, sorted by interface then
 // address.
 func (a *Announcer) Bindings() []Binding {

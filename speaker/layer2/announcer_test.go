@@ -202,6 +202,29 @@ func TestAnnouncerRepeatsGratuitous(t *testing.T) {
 	}
 }
 
+func TestAnnouncerReannounce(t *testing.T) {
+	a, f := newTestAnnouncer(0, 30*time.Millisecond)
+	run(t, a)
+	if err := a.Apply(Desired{v4a: {"eth0"}, v4b: {"eth0", "eth1"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first schedule", func() bool { return f.ev.count("gratuitous ") == 6 })
+	a.Reannounce()
+	if n := f.ev.count("gratuitous "); n != 9 {
+		t.Fatalf("%d gratuitous packets when Reannounce returned, want 9 (one more per binding)", n)
+	}
+	eventually(t, "the second schedule", func() bool { return f.ev.count("gratuitous ") == 12 })
+	for _, want := range []string{"gratuitous eth0/IPv4 198.51.100.200", "gratuitous eth0/IPv4 198.51.100.201", "gratuitous eth1/IPv4 198.51.100.201"} {
+		if n := f.ev.count(want); n != 4 {
+			t.Errorf("%d of %q, want 4", n, want)
+		}
+	}
+	time.Sleep(60 * time.Millisecond)
+	if n := f.ev.count("gratuitous "); n != 12 {
+		t.Errorf("%d gratuitous packets in all, want 12", n)
+	}
+}
+
 func TestAnnouncerRemovalCancelsRepeats(t *testing.T) {
 	a, f := newTestAnnouncer(0, 50*time.Millisecond)
 	run(t, a)
