@@ -38,6 +38,9 @@ type Flags struct {
 	// HealthAddr is where /healthz and /readyz are served; "0" turns it
 	// off.
 	HealthAddr string
+	// PprofAddr is where Go's /debug/pprof profiles are served; empty or
+	// "0" turns them off.
+	PprofAddr string
 	// QPS and Burst limit the requests sent to the API server.
 	QPS   float64
 	Burst int
@@ -50,6 +53,7 @@ func (f *Flags) Register(fs *flag.FlagSet, metricsAddr, healthAddr string) {
 	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.MetricsAddr, "metrics-bind-address", metricsAddr, "address of the /metrics endpoint; 0 turns it off")
 	fs.StringVar(&f.HealthAddr, "health-probe-bind-address", healthAddr, "address of the /healthz and /readyz endpoints; 0 turns them off")
+	fs.StringVar(&f.PprofAddr, "pprof-bind-address", "", "address of Go's /debug/pprof profiles (heap, CPU, goroutines); empty turns them off")
 	fs.Float64Var(&f.QPS, "kube-api-qps", 200, "requests per second sent to the API server, sustained")
 	fs.IntVar(&f.Burst, "kube-api-burst", 400, "requests sent to the API server in a burst")
 }
@@ -115,6 +119,7 @@ func (f *Flags) ManagerOptions() (ctrl.Options, error) {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: f.MetricsAddr},
 		HealthProbeBindAddress: f.HealthAddr,
+		PprofBindAddress:       f.PprofAddr,
 		Cache: cache.Options{
 			// Nothing reads managedFields; dropping them roughly halves
 			// the memory a cached Service takes.
