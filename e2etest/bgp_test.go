@@ -831,14 +831,14 @@ func (s *bgpSuite) apiServerDown(t *testing.T, web []netip.Addr) {
 	if _, err := l.Clientset.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 150*time.Second)
 	defer cancel()
 	ips, err := l.WaitServiceIP(wctx, "default", "after-outage", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := before[prefixes[0]][0]
-	bgpEventually(t, ctx, 90*time.Second, fmt.Sprintf("FRR's paths to %s, created after the outage, from %v", ips[0], want), func(ctx context.Context) (bool, string, error) {
+	bgpEventually(t, ctx, 150*time.Second, fmt.Sprintf("FRR's paths to %s, created after the outage, from %v", ips[0], want), func(ctx context.Context) (bool, string, error) {
 		frr, _, err := s.nextHops(ctx, bgpHost(ips[0]))
 		return slices.Equal(frr, want), fmt.Sprint(frr), err
 	})

@@ -287,8 +287,8 @@ func TestLayer2APIServerDown(t *testing.T) {
 	}
 
 	// Back: a Service created now is announced like any other, once the
-	// programs' watches are back (client-go retries them with a backoff
-	// that grew to up to 30 s during the outage).
+	// programs' watches are back: client-go retries them with a backoff
+	// that grows to 30 s during the outage, jittered up to twice that.
 	created := time.Now()
 	svc = lbService("after", "lan", "web", corev1.ServiceExternalTrafficPolicyCluster, corev1.IPFamilyPolicyRequireDualStack)
 	if _, err := l.Clientset.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
@@ -301,7 +301,7 @@ func TestLayer2APIServerDown(t *testing.T) {
 	t.Logf("default/after got %v %v after it was created", after, time.Since(created).Round(time.Millisecond))
 	key, _ := election.ServiceKey(after)
 	want, _ := election.Owner([]string{"node1", "node2", "node3"}, key)
-	bgpEventually(t, ctx, 90*time.Second, "a ServiceL2Status for default/after", func(ctx context.Context) (bool, string, error) {
+	bgpEventually(t, ctx, 150*time.Second, "a ServiceL2Status for default/after", func(ctx context.Context) (bool, string, error) {
 		var st ironlbv1beta1.ServiceL2Status
 		err := l.Client.Get(ctx, client.ObjectKey{Namespace: "ironlb-system", Name: "default.after"}, &st)
 		return err == nil, "", err

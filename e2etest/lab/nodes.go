@@ -43,10 +43,11 @@ const (
 	MgmtLink    = mgmtLink
 )
 
-// Speaker health and metrics ports inside a node's namespace.
+// Speaker health, metrics and profile ports inside a node's namespace.
 const (
 	SpeakerMetricsPort = 7472
 	SpeakerHealthPort  = 7473
+	SpeakerPprofPort   = 7474
 )
 
 // registerNodes creates a Ready Node object for every node.
@@ -162,6 +163,7 @@ func (n *Node) StartSpeaker(ctx context.Context, args ...string) (*Process, erro
 		"--log-level=debug",
 		fmt.Sprintf("--metrics-bind-address=:%d", SpeakerMetricsPort),
 		fmt.Sprintf("--health-probe-bind-address=:%d", SpeakerHealthPort),
+		fmt.Sprintf("--pprof-bind-address=:%d", SpeakerPprofPort),
 	}, args...)
 	p, err := n.lab.startProcess("speaker-"+n.Name, n.Namespace, []string{"NODE_NAME=" + n.Name}, args...)
 	if err != nil {
@@ -193,6 +195,12 @@ func (n *Node) SpeakerHealthURL() string {
 // management network.
 func (n *Node) SpeakerMetricsURL() string {
 	return fmt.Sprintf("http://%s/metrics", net.JoinHostPort(n.MgmtAddr.String(), fmt.Sprint(SpeakerMetricsPort)))
+}
+
+// SpeakerPprofURL is the speaker's /debug/pprof/, reached through the
+// management network: go tool pprof SpeakerPprofURL()+"heap".
+func (n *Node) SpeakerPprofURL() string {
+	return fmt.Sprintf("http://%s/debug/pprof/", net.JoinHostPort(n.MgmtAddr.String(), fmt.Sprint(SpeakerPprofPort)))
 }
 
 // StopSpeaker stops the node's speaker gracefully (SIGTERM, then SIGKILL
