@@ -14,6 +14,7 @@ import (
 
 	"github.com/ironlb/ironlb/speaker/layer2/internal/netnstest"
 	"github.com/ironlb/ironlb/speaker/layer2/internal/ratetest"
+	"github.com/ironlb/ironlb/speaker/layer2/internal/sockopt"
 )
 
 // BenchmarkARPAnswers measures the ARP requests per second a real
@@ -90,7 +91,7 @@ func newARPRequester(b *testing.B, ns *netnstest.NS, ifname string, responder ne
 	}); err != nil {
 		b.Fatalf("listen in %s: %v", ns.Name, err)
 	}
-	if err := ratetest.ReadBuffer(req.conn, 16<<20); err != nil {
+	if err := sockopt.ReadBuffer(req.conn, 16<<20); err != nil {
 		b.Fatal(err)
 	}
 	for _, ip := range ips {

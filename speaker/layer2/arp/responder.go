@@ -17,6 +17,7 @@ import (
 	"github.com/mdlayher/packet"
 
 	"github.com/ironlb/ironlb/speaker/layer2/internal/count"
+	"github.com/ironlb/ironlb/speaker/layer2/internal/sockopt"
 )
 
 // ErrNotAnswering is returned by Gratuitous for an address the Responder
@@ -30,6 +31,11 @@ type Recorder = count.Recorder
 // ethernetMTU is the largest Ethernet frame read: ARP frames are far
 // smaller, and a longer one is cut without harm.
 const ethernetMTU = 1514
+
+// readBuffer is the receive buffer of a Listen Responder's socket: about
+// 20,000 queued requests. Beyond net.core.rmem_max it needs CAP_NET_ADMIN,
+// which the speaker has for BGP; without it the buffer is that limit.
+const readBuffer = 4 << 20
 
 // A Responder answers ARP requests for a set of IPv4 addresses on one
 // interface. It is safe for concurrent use.
@@ -47,14 +53,20 @@ type Responder struct {
 }
 
 // Listen returns a Responder on the interface ifi, reading and writing
-// Ethernet frames through a raw packet socket bound to ARP. It needs
-// CAP_NET_RAW. rec may be nil.
+// Ethernet frames through a raw packet socket bound to ARP, with a 4 MiB
+// receive buffer. It needs CAP_NET_RAW. rec may be nil.
 func Listen(ifi *net.Interface, rec Recorder) (*Responder, error) {
 	if err := checkInterface(ifi); err != nil {
 		return nil, err
 	}
 	conn, err := packet.Listen(ifi, packet.Raw, int(ethernet.EtherTypeARP), nil)
 	if err != nil {
+		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
+	}
+	// The default buffer (about 200 KiB) overflows in a burst of a few
+	// thousand requests, which then go unanswered.
+	if err := sockopt.ReadBuffer(conn, readBuffer); err != nil {
+		_ = conn.Close()
 		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
 	}
 	return New(ifi, conn, rec)

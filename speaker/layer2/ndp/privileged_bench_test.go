@@ -11,6 +11,7 @@ import (
 
 	"github.com/ironlb/ironlb/speaker/layer2/internal/netnstest"
 	"github.com/ironlb/ironlb/speaker/layer2/internal/ratetest"
+	"github.com/ironlb/ironlb/speaker/layer2/internal/sockopt"
 )
 
 // BenchmarkNDPAnswers measures the Neighbor Solicitations per second a
@@ -80,7 +81,7 @@ func newNDPRequester(b *testing.B, ns *netnstest.NS, ifname string, ll netip.Add
 		b.Fatalf("listen in %s: %v", ns.Name, err)
 	}
 	b.Cleanup(func() { _ = conn.Close() })
-	if err := ratetest.ReadBuffer(conn, 16<<20); err != nil {
+	if err := sockopt.ReadBuffer(conn, 16<<20); err != nil {
 		b.Fatal(err)
 	}
 	req.pc, req.ifindex = ipv6.NewPacketConn(conn), ifi.Index

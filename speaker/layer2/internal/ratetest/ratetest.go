@@ -8,7 +8,6 @@ package ratetest
 import (
 	"errors"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -223,25 +222,4 @@ func Measure(b *testing.B, r Requester) {
 	b.Logf("fastest lossless trial %v; first lossy trial %v; for a second: %v", res.Best, res.FirstLoss, sustained)
 	b.ReportMetric(sustained.Rate, "answers/s")
 	b.ReportMetric(float64(sustained.Lost()), "lost")
-}
-
-// ReadBuffer sets the receive buffer of conn's socket to n bytes, beyond
-// the system's limit (it needs CAP_NET_ADMIN). A requester sets a large
-// one, so that the answers it fails to read in time are not counted as
-// the responder's losses.
-func ReadBuffer(conn syscall.Conn, n int) error {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("ratetest: set the read buffer: %w", err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n)
-	}); err != nil {
-		return fmt.Errorf("ratetest: set the read buffer: %w", err)
-	}
-	if serr != nil {
-		return fmt.Errorf("ratetest: set the read buffer to %d bytes: %w", n, serr)
-	}
-	return nil
 }
