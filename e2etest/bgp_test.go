@@ -1255,7 +1255,7 @@ func bgpRoundAll(ds []time.Duration) []time.Duration {
 // addresses), each Service with a pod on every node so that every node
 // advertises it:
 //
-//	IRONLB_REQUIRE_E2E=1 go test -run '^$' -bench BGPTenThousand -benchtime 1x -timeout 30m ./e2etest/
+//	IRONLB_REQUIRE_E2E=1 go test -run '^$' -bench BGPTenThousand -benchtime 1x -timeout 60m ./e2etest/
 func BenchmarkBGPTenThousand(b *testing.B) {
 	n := 10000
 	if v := os.Getenv("IRONLB_BENCH_BGP_SERVICES"); v != "" {
@@ -1264,11 +1264,12 @@ func BenchmarkBGPTenThousand(b *testing.B) {
 			b.Fatalf("IRONLB_BENCH_BGP_SERVICES=%q: want 1 to 65536", v)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	l := lab.New(b, lab.Config{Nodes: 2, FRR: &lab.RouterConfig{Password: bgpPassword}})
 	s := &bgpSuite{l: l, ctx: ctx, frrASN: l.FRR.Config.ASN}
 	s.install(b)
+	keepController(b, ctx, l)
 	s.setPassword(b, bgpPassword)
 	if err := l.Apply(ctx, `
 apiVersion: ironlb.io/v1beta1

@@ -70,6 +70,7 @@ func BenchmarkL2TenThousand(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	l := newL2Lab(b, ctx, 2, l2ManyYAML)
+	keepController(b, ctx, l)
 	if _, err := l.RunPods(ctx, lab.PodSpec{Labels: map[string]string{"app": "web"}}); err != nil {
 		b.Fatal(err)
 	}
@@ -207,4 +208,36 @@ func procStatusMiB(pid int, field string) float64 {
 		}
 	}
 	return 0
+}
+
+// keepController restarts the lab's controller whenever it exits, as a
+// kubelet would, until the benchmark ends: a leader-elected controller
+// exits when an API server short of CPU lets its lease lapse, and the
+// lab has no kubelet.
+func keepController(b *testing.B, ctx context.Context, l *lab.Lab) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if p := l.ControllerProcess(); p == nil || !p.Exited() {
+				continue
+			}
+			b.Log("the controller exited; restarting it as a kubelet would")
+			if _, err := l.StartController(ctx); err != nil && ctx.Err() == nil {
+				b.Logf("restart the controller: %v", err)
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+	})
 }
