@@ -67,6 +67,9 @@ func TestLayer2(t *testing.T) {
 			t.Errorf("%s is announced by %s (the client's neighbour entry), the ServiceL2Status says %s", ip, announcer, owner)
 		}
 		t.Logf("curl %s: announced by %s, answered by %s on %s", ip, announcer, a.Pod, a.Node)
+		if n, err := l.L2Client.Ping(ctx, ip, 3, 200*time.Millisecond); err != nil || n == 0 {
+			t.Errorf("ping %s: %d of 3 answered: %v", ip, n, err)
+		}
 	}
 
 	// The owner dies: another node takes both addresses over.

@@ -16,7 +16,8 @@
 //     EndpointSlices for the Services that select them;
 //   - a kube-proxy stand-in: nftables DNAT in each node namespace from the
 //     Services' external IPs to their endpoints (local ones only for
-//     externalTrafficPolicy Local), kept in sync with the API;
+//     externalTrafficPolicy Local; echo requests to the first one, so the
+//     external IPs answer ping), kept in sync with the API;
 //   - clients: one on the segment (layer 2) and one behind the FRR router
 //     (routed);
 //   - routers: real FRR (zebra and bgpd) and BIRD 2 on the segment, with a

@@ -268,6 +268,8 @@ func TestRenderProxyRules(t *testing.T) {
 				"dnat ip to 203.0.113.195:8080", // serving and terminating, no ready one
 				"numgen random mod 1",
 				"ct status dnat oifname \"eth0\" masquerade",
+				"ip daddr 198.51.100.200 icmp type echo-request dnat ip to 203.0.113.193",
+				"ip6 daddr 2001:db8:1::1:0 icmpv6 type echo-request dnat ip6 to 2001:db8:2:1::1",
 			},
 			[]string{"203.0.113.201", "203.0.113.202", " reject"}},
 		{"node2",
@@ -279,7 +281,7 @@ func TestRenderProxyRules(t *testing.T) {
 			[]string{"203.0.113.193", "203.0.113.202"}},
 		{"node3",
 			[]string{"ip daddr 198.51.100.200 tcp dport 80 reject", "ip6 daddr 2001:db8:1::1:0 tcp dport 80 reject"},
-			nil},
+			[]string{"198.51.100.200 icmp", "2001:db8:1::1:0 icmpv6"}},
 	} {
 		t.Run(tc.node, func(t *testing.T) {
 			rules := renderProxyRules(tc.node, svcs, slices)

@@ -233,7 +233,9 @@ func desiredSlice(svc *corev1.Service, fam corev1.IPFamily, pods []*Pod) *discov
 // as kube-proxy does: DNAT to a random endpoint, only local ones for
 // externalTrafficPolicy Local, ready ones first and else serving
 // terminating ones, masquerade when the endpoint is on another node, and
-// reject when no endpoint can serve. The script replaces the table
+// reject when no endpoint can serve. Echo requests to an address with an
+// endpoint are answered by that endpoint (as in kube-proxy's IPVS mode),
+// so that the address can be pinged. The script replaces the table
 // atomically.
 func renderProxyRules(node string, svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice) string {
 	bySvc := map[string][]*discoveryv1.EndpointSlice{}
@@ -256,10 +258,11 @@ func renderProxyRules(node string, svcs []*corev1.Service, slices []*discoveryv1
 			if err != nil {
 				continue
 			}
-			family, addrType := "ip", discoveryv1.AddressTypeIPv4
+			family, addrType, icmp := "ip", discoveryv1.AddressTypeIPv4, "icmp"
 			if vip.Is6() {
-				family, addrType = "ip6", discoveryv1.AddressTypeIPv6
+				family, addrType, icmp = "ip6", discoveryv1.AddressTypeIPv6, "icmpv6"
 			}
+			pinged := false
 			for _, sp := range svc.Spec.Ports {
 				proto := strings.ToLower(string(sp.Protocol))
 				if proto == "" {
@@ -270,6 +273,13 @@ func renderProxyRules(node string, svcs []*corev1.Service, slices []*discoveryv1
 				if len(eps) == 0 {
 					fmt.Fprintf(&rejects, "    %s reject\n", match)
 					continue
+				}
+				if !pinged {
+					// Echo requests go to the first endpoint, which
+					// answers them, as with kube-proxy's IPVS mode.
+					fmt.Fprintf(&dispatch, "    %s daddr %s %s type echo-request dnat %s to %s # %s/%s\n",
+						family, vip, icmp, family, eps[0].Addr, svc.Namespace, svc.Name)
+					pinged = true
 				}
 				name := fmt.Sprintf("svc%d", n)
 				n++
