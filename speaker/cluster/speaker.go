@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -165,7 +166,21 @@ func (s *Speaker) SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
+// A pass that took at least restAfter is followed by a rest as long as
+// the pass, up to maxRest. Every pass reads every Service: with thousands
+// changing at once (a bulk creation) back-to-back passes would take a whole
+// core and starve the API server and the routers of a small node, and the
+// speaker's own watches with them. Changes that arrive meanwhile are
+// folded into the next pass. A pass over a few hundred Services takes a
+// millisecond or two and is never held back.
+const (
+	restAfter = 20 * time.Millisecond
+	maxRest   = time.Second
+)
+
 func (s *Speaker) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	start := time.Now()
+	defer func() { rest(ctx, time.Since(start)) }()
 	snap, err := s.snapshot(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -186,6 +201,20 @@ func (s *Speaker) reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 	s.advertise(ctx, snap, res)
 	s.report(ctx, snap, res)
 	return reconcile.Result{}, s.writeStatuses(ctx, res)
+}
+
+// rest waits after a pass that took d, as the restAfter comment says,
+// or until ctx ends.
+func rest(ctx context.Context, d time.Duration) {
+	if d < restAfter {
+		return
+	}
+	t := time.NewTimer(min(d, maxRest))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // snapshot reads the cluster from the cache. It reads the cached objects

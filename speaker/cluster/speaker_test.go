@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestJoined(t *testing.T) {
@@ -21,5 +23,20 @@ func TestJoined(t *testing.T) {
 		if got := joined(tc.before, tc.live); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: joined = %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestRest(t *testing.T) {
+	start := time.Now()
+	rest(context.Background(), 30*time.Millisecond)
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Errorf("after a 30ms pass rested %v, want 30ms", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start = time.Now()
+	rest(ctx, time.Hour)
+	if d := time.Since(start); d >= maxRest {
+		t.Errorf("with its context done rested %v", d)
 	}
 }
