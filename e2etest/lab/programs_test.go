@@ -131,8 +131,18 @@ func TestProgramsAndHelpers(t *testing.T) {
 	if err := n2.LinkUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := l.L2Client.Ping(ctx, n2.IPv6, 1, 100*time.Millisecond); err != nil || got != 1 {
-		t.Errorf("a node whose link is back does not answer: %d, %v", got, err)
+	// Back up, its IPv6 address may need a moment (the client's neighbour
+	// entry failed while the link was down).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		got, err := l.L2Client.Ping(ctx, n2.IPv6, 1, 100*time.Millisecond)
+		if err == nil && got == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("a node whose link is back does not answer within 10 s: %d, %v", got, err)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
