@@ -325,18 +325,14 @@ func TestAnnouncerAddFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.responder(Link{"eth0", config.IPv4})
-	r.mu.Lock()
-	r.addErr = syscall.EADDRNOTAVAIL
-	r.mu.Unlock()
+	r.setAddErr(syscall.EADDRNOTAVAIL)
 	if err := a.Apply(Desired{v4a: {"eth0"}, v4b: {"eth0"}}); !errors.Is(err, syscall.EADDRNOTAVAIL) {
 		t.Fatalf("Apply = %v, want EADDRNOTAVAIL", err)
 	}
 	if diff := cmp.Diff([]Binding{bind("eth0", v4a)}, a.Bindings(), netipOpts); diff != "" {
 		t.Errorf("Bindings (-want +got):\n%s", diff)
 	}
-	r.mu.Lock()
-	r.addErr = nil
-	r.mu.Unlock()
+	r.setAddErr(nil)
 	run(t, a)
 	eventually(t, "the retry to add", func() bool { return len(a.Bindings()) == 2 })
 }
@@ -352,9 +348,7 @@ func TestAnnouncerAddFailuresSummed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.responder(Link{"eth0", config.IPv4})
-	r.mu.Lock()
-	r.addErr = syscall.ENOMEM
-	r.mu.Unlock()
+	r.setAddErr(syscall.ENOMEM)
 	want := Desired{}
 	ip := netip.MustParseAddr("203.0.113.10")
 	for range 50 {

@@ -108,6 +108,13 @@ func (r *fakeResponder) Run(ctx context.Context) error {
 	}
 }
 
+// setAddErr makes Add fail with err from now on; nil lets it succeed.
+func (r *fakeResponder) setAddErr(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addErr = err
+}
+
 func (r *fakeResponder) Add(ip netip.Addr) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

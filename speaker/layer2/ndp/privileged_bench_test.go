@@ -32,11 +32,7 @@ func BenchmarkNDPAnswers(b *testing.B) {
 	node.LinkLocal(b, nodeIf)
 	ll := client.LinkLocal(b, clientIf)
 
-	ips := make([]netip.Addr, 1000)
-	ips[0] = netip.MustParseAddr("2001:db8:1::1:0")
-	for i := 1; i < len(ips); i++ {
-		ips[i] = ips[i-1].Next()
-	}
+	ips := consecutive(netip.MustParseAddr("2001:db8:1::1:0"), 1000)
 	r := netnstest.Serve(b, node, nodeIf, func(ifi *net.Interface) (*Responder, error) { return Listen(ifi, nil) })
 	if err := r.Set(ips); err != nil {
 		b.Fatal(err)

@@ -81,11 +81,7 @@ func TestPrivilegedManyAddresses(t *testing.T) {
 	client.MustRun(t, "ip", "addr", "add", "2001:db8:1::100/64", "dev", clientIf)
 	nodeMAC := node.MAC(t, nodeIf)
 
-	ips := make([]netip.Addr, 2000)
-	ips[0] = netip.MustParseAddr("2001:db8:1::1:0")
-	for i := 1; i < len(ips); i++ {
-		ips[i] = ips[i-1].Next()
-	}
+	ips := consecutive(netip.MustParseAddr("2001:db8:1::1:0"), 2000)
 	r := netnstest.Serve(t, node, nodeIf, func(ifi *net.Interface) (*Responder, error) { return Listen(ifi, nil) })
 	if err := r.Set(ips); err != nil {
 		t.Fatalf("Set %d addresses: %v", len(ips), err)
@@ -105,6 +101,16 @@ func TestPrivilegedManyAddresses(t *testing.T) {
 	if n := solicitedGroups(t, node, nodeIf); n != 0 {
 		t.Errorf("after removing every address %s is still in %d of their solicited-node groups", nodeIf, n)
 	}
+}
+
+// consecutive returns n addresses counting up from first.
+func consecutive(first netip.Addr, n int) []netip.Addr {
+	ips := make([]netip.Addr, n)
+	ips[0] = first
+	for i := 1; i < n; i++ {
+		ips[i] = ips[i-1].Next()
+	}
+	return ips
 }
 
 // solicitedGroups returns how many solicited-node groups of addresses in
