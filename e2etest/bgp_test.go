@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -1240,16 +1242,28 @@ func bgpRoundAll(ds []time.Duration) []time.Duration {
 
 // BenchmarkBGPTenThousand advertises 10,000 Service IPs (or
 // $IRONLB_BENCH_BGP_SERVICES) from a lab of two nodes to FRR and BIRD,
-// then deletes them, and reports (figures, not limits):
+// and reports (figures, not limits):
 //
-//   - s-created-to-frr-table: from the last Service created until FRR's
-//     BGP table holds every IP from every node; s-created-to-frr-kernel
-//     and s-created-to-bird-table the same for FRR's kernel table and
-//     BIRD's table;
-//   - s-deleted-to-frr-empty and s-deleted-to-bird-empty: from the last
-//     Service deleted until none is left;
+//   - s-advertised-to-frr-table: with every Service holding its IP and
+//     its endpoints in the speakers' caches, from the BGPAdvertisement of
+//     their pool created until FRR's BGP table holds every IP from every
+//     node; s-advertised-to-frr-kernel and s-advertised-to-bird-table the
+//     same for FRR's kernel table and BIRD's table;
+//   - s-unadvertised-to-frr-empty and s-unadvertised-to-bird-empty: from
+//     the BGPAdvertisement deleted until no route is left;
 //   - MiB-speaker-rss: the largest speaker's resident memory with every
-//     IP advertised on its two sessions.
+//     IP advertised on its two sessions;
+//   - s-speaker-stop: a speaker advertising every IP, from SIGTERM until
+//     it has exited; s-speaker-stop-to-frr: until FRR holds none of its
+//     paths;
+//   - s-speaker-start-to-frr-table: from the speaker started again (its
+//     cache empty, its sessions down) until FRR holds every path again;
+//   - s-deleted-to-frr-empty and s-deleted-to-bird-empty: from the last
+//     Service deleted until no route is left;
+//   - s-created-to-frr-table: from the last Service created until FRR
+//     holds every path. This one counts the lab too: its EndpointSlice
+//     stand-in runs behind the Services on this machine, and a Service
+//     without endpoints is advertised by no node.
 //
 // The IPs are IPv6 (the documentation ranges hold only 512 IPv4
 // addresses), each Service with a pod on every node so that every node
@@ -1278,12 +1292,6 @@ metadata: {name: big, namespace: ironlb-system}
 spec:
   addresses: [2001:db8:101::/112]
   autoAssign: false
----
-apiVersion: ironlb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {name: big, namespace: ironlb-system}
-spec:
-  ipAddressPools: [big]
 `); err != nil {
 		b.Fatal(err)
 	}
@@ -1302,32 +1310,141 @@ spec:
 	for i := range names {
 		names[i] = fmt.Sprintf("many-%05d", i)
 	}
+	all := func(c bgpCounts) [3]bool {
+		return [3]bool{c.frrTable == n*len(l.Nodes), c.frrKernel == n, c.birdTable == n}
+	}
+	none := func(c bgpCounts) [3]bool {
+		return [3]bool{c.frrTable == 0, c.frrKernel == 0, c.birdTable == 0}
+	}
 
 	for range b.N {
+		// Every Service holds its IP and its endpoints before the
+		// advertisement exists.
 		created := createIPv6Services(b, ctx, l, "big", names)
-		times := bgpWaitCounts(b, ctx, s, big, created, func(c bgpCounts) [3]bool {
-			return [3]bool{c.frrTable == n*len(l.Nodes), c.frrKernel == n, c.birdTable == n}
-		})
-		b.ReportMetric(times[0].Seconds(), "s-created-to-frr-table")
-		b.ReportMetric(times[1].Seconds(), "s-created-to-frr-kernel")
-		b.ReportMetric(times[2].Seconds(), "s-created-to-bird-table")
+		waitAssignedWithEndpoints(b, ctx, l, names)
+		b.Logf("IPs assigned and EndpointSlices written %v after the last Service was created", time.Since(created).Round(time.Millisecond))
+		time.Sleep(10 * time.Second) // the speakers' caches catch up
+		adv := &ironlbv1beta1.BGPAdvertisement{
+			ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: bgpNamespace},
+			Spec:       ironlbv1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"big"}},
+		}
+		if err := l.Client.Create(ctx, adv); err != nil {
+			b.Fatal(err)
+		}
+		times := bgpWaitCounts(b, ctx, s, big, time.Now(), all)
+		b.ReportMetric(times[0].Seconds(), "s-advertised-to-frr-table")
+		b.ReportMetric(times[1].Seconds(), "s-advertised-to-frr-kernel")
+		b.ReportMetric(times[2].Seconds(), "s-advertised-to-bird-table")
 		var rss float64
 		for _, node := range l.Nodes {
 			rss = max(rss, bgpRSSMiB(node.Speaker().PID()))
 		}
 		b.ReportMetric(rss, "MiB-speaker-rss")
 
+		if err := l.Client.Delete(ctx, adv); err != nil {
+			b.Fatal(err)
+		}
+		times = bgpWaitCounts(b, ctx, s, big, time.Now(), none)
+		b.ReportMetric(times[0].Seconds(), "s-unadvertised-to-frr-empty")
+		b.ReportMetric(times[2].Seconds(), "s-unadvertised-to-bird-empty")
+
+		adv.ResourceVersion = ""
+		if err := l.Client.Create(ctx, adv); err != nil {
+			b.Fatal(err)
+		}
+		bgpWaitCounts(b, ctx, s, big, time.Now(), all)
+
+		// A speaker advertising every IP stops and starts again.
+		node := l.Nodes[len(l.Nodes)-1]
+		sp := node.Speaker()
+		stop := time.Now()
+		if err := sp.Signal(syscall.SIGTERM); err != nil {
+			b.Fatal(err)
+		}
+		exited := make(chan time.Duration, 1)
+		go func() {
+			<-sp.Done()
+			exited <- time.Since(stop)
+		}()
+		half := func(c bgpCounts) [3]bool {
+			return [3]bool{c.frrTable == n*(len(l.Nodes)-1), true, true}
+		}
+		times = bgpWaitCounts(b, ctx, s, big, stop, half)
+		b.ReportMetric(times[0].Seconds(), "s-speaker-stop-to-frr")
+		if err := sp.Wait(time.Minute); err != nil {
+			b.Fatalf("speaker of %s after SIGTERM: %v\n%s", node.Name, err, sp.Log())
+		}
+		b.ReportMetric((<-exited).Seconds(), "s-speaker-stop")
 		start := time.Now()
+		if _, err := node.StartSpeaker(ctx); err != nil {
+			b.Fatal(err)
+		}
+		times = bgpWaitCounts(b, ctx, s, big, start, all)
+		b.ReportMetric(times[0].Seconds(), "s-speaker-start-to-frr-table")
+
+		start = time.Now()
 		bgpParallel(b, names, func(name string) error {
 			return svcs.Delete(ctx, name, metav1.DeleteOptions{})
 		})
 		deleted := time.Now()
 		b.Logf("%d Services deleted in %v", n, deleted.Sub(start).Round(time.Millisecond))
-		times = bgpWaitCounts(b, ctx, s, big, deleted, func(c bgpCounts) [3]bool {
-			return [3]bool{c.frrTable == 0, c.frrKernel == 0, c.birdTable == 0}
-		})
+		times = bgpWaitCounts(b, ctx, s, big, deleted, none)
 		b.ReportMetric(times[0].Seconds(), "s-deleted-to-frr-empty")
 		b.ReportMetric(times[2].Seconds(), "s-deleted-to-bird-empty")
+
+		// Created with the advertisement in place: the lab's figure.
+		created = createIPv6Services(b, ctx, l, "big", names)
+		times = bgpWaitCounts(b, ctx, s, big, created, all)
+		b.ReportMetric(times[0].Seconds(), "s-created-to-frr-table")
+		bgpParallel(b, names, func(name string) error {
+			return svcs.Delete(ctx, name, metav1.DeleteOptions{})
+		})
+		bgpWaitCounts(b, ctx, s, big, time.Now(), none)
+		if err := l.Client.Delete(ctx, adv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// waitAssignedWithEndpoints waits until every named Service in default
+// holds an IP and has an EndpointSlice.
+func waitAssignedWithEndpoints(b *testing.B, ctx context.Context, l *lab.Lab, names []string) {
+	b.Helper()
+	want := map[string]bool{}
+	for _, name := range names {
+		want[name] = true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	for {
+		svcs, err := l.Clientset.CoreV1().Services("default").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		assigned := 0
+		for _, svc := range svcs.Items {
+			if want[svc.Name] && len(svc.Status.LoadBalancer.Ingress) > 0 {
+				assigned++
+			}
+		}
+		eps, err := l.Clientset.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sliced := map[string]bool{}
+		for _, e := range eps.Items {
+			if name := e.Labels[discoveryv1.LabelServiceName]; want[name] && len(e.Endpoints) > 0 {
+				sliced[name] = true
+			}
+		}
+		if assigned == len(names) && len(sliced) == len(names) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("%d of %d Services assigned, %d with endpoints", assigned, len(names), len(sliced))
+		case <-time.After(2 * time.Second):
+		}
 	}
 }
 
