@@ -51,6 +51,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	daemon.SetMemoryLimit()
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "controller stopped")
 		os.Exit(1)
@@ -81,10 +82,14 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
+	recorder, err := o.EventRecorder(mgr, "ironlb-controller", "controller")
+	if err != nil {
+		return err
+	}
 	m := ipam.New(mgr.GetClient(), ipam.Options{
 		Namespace: o.Namespace,
 		Selection: ipam.Selection{LoadBalancerClass: o.lbClass},
-		Recorder:  mgr.GetEventRecorder("ironlb-controller"),
+		Recorder:  recorder,
 		Metrics:   metrics,
 	})
 	if err := m.SetupWithManager(mgr, o.workers); err != nil {

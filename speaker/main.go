@@ -68,6 +68,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	daemon.SetMemoryLimit()
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "speaker stopped")
 		os.Exit(1)
@@ -128,11 +129,15 @@ func run(ctx context.Context, o options) error {
 	} else if o.memberlist {
 		ctrl.Log.Info("the Node has no IPv4 InternalIP to gossip on: speaker liveness follows Node readiness")
 	}
+	recorder, err := o.EventRecorder(mgr, "ironlb-speaker", "speaker")
+	if err != nil {
+		return err
+	}
 	router := gobgp.New(gobgp.Options{IPv4: v4, IPv6: v6, Logger: slog.New(logr.ToSlogHandler(ctrl.Log.WithName("bgp")))})
 	spOpts := cluster.Options{
 		Node: o.nodeName, Namespace: o.Namespace, Announcer: announcer,
 		BGP:      cluster.Sessions{Reconciler: bgp.NewReconciler(router), Router: router},
-		Recorder: mgr.GetEventRecorder("ironlb-speaker"), Metrics: metrics,
+		Recorder: recorder, Metrics: metrics,
 	}
 	if gossip != nil {
 		spOpts.Peers = func(addrs []netip.Addr) {

@@ -3,22 +3,28 @@ package daemon
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ironlbv1beta1 "github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/internal/eventlimit"
 )
 
 // DefaultNamespace is the namespace the install manifest puts ironlb in.
@@ -44,6 +50,10 @@ type Flags struct {
 	// QPS and Burst limit the requests sent to the API server.
 	QPS   float64
 	Burst int
+	// EventQPS and EventBurst limit the events recorded; more are
+	// dropped and counted.
+	EventQPS   float64
+	EventBurst int
 }
 
 // Register adds the common flags to fs, with the given default ports.
@@ -56,6 +66,8 @@ func (f *Flags) Register(fs *flag.FlagSet, metricsAddr, healthAddr string) {
 	fs.StringVar(&f.PprofAddr, "pprof-bind-address", "", "address of Go's /debug/pprof profiles (heap, CPU, goroutines); empty turns them off")
 	fs.Float64Var(&f.QPS, "kube-api-qps", 200, "requests per second sent to the API server, sustained")
 	fs.IntVar(&f.Burst, "kube-api-burst", 400, "requests sent to the API server in a burst")
+	fs.Float64Var(&f.EventQPS, "event-qps", 20, "Kubernetes events recorded per second, sustained; more are dropped and counted in ironlb_*_events_dropped_total")
+	fs.IntVar(&f.EventBurst, "event-burst", 200, "Kubernetes events recorded in a burst")
 }
 
 func envOr(name, fallback string) string {
@@ -75,6 +87,26 @@ func (f *Flags) SetupLogging() error {
 	}
 	ctrl.SetLogger(zap.New(zap.Level(level), zap.StacktraceLevel(zapcore.DPanicLevel)))
 	return nil
+}
+
+// SetMemoryLimit sets the Go runtime's soft memory limit to 90% of the
+// container's memory limit (its cgroup's), so that the garbage collector
+// works harder as the process nears the limit instead of being killed
+// for it. GOMEMLIMIT, when set, wins; AUTOMEMLIMIT sets another ratio, or
+// "off". Without a limit it changes nothing. A limit resized in place
+// takes effect at the next start.
+func SetMemoryLimit() {
+	log := ctrl.Log.WithName("memlimit")
+	limit, err := memlimit.Set(
+		memlimit.WithRatio(0.9),
+		memlimit.WithProvider(memlimit.FromCgroup),
+	)
+	switch {
+	case err != nil:
+		log.Info("no container memory limit found; the Go runtime runs without a soft limit", "reason", err.Error())
+	case limit < math.MaxInt64:
+		log.Info("Go runtime soft memory limit set", "bytes", limit)
+	}
 }
 
 // RESTConfig returns the connection to the API server the flags describe.
@@ -135,6 +167,17 @@ func (f *Flags) ManagerOptions() (ctrl.Options, error) {
 			},
 		},
 	}, nil
+}
+
+// EventRecorder returns mgr's event recorder named name, limited to the
+// flags' event rate; subsystem names its dropped-events metric
+// (ironlb_<subsystem>_events_dropped_total).
+func (f *Flags) EventRecorder(mgr ctrl.Manager, name, subsystem string) (events.EventRecorder, error) {
+	r, err := eventlimit.New(mgr.GetEventRecorder(name), f.EventQPS, f.EventBurst, ctrlmetrics.Registry, subsystem, ctrl.Log.WithName("events"))
+	if err != nil {
+		return nil, fmt.Errorf("register the dropped-events metric: %w", err)
+	}
+	return r, nil
 }
 
 // AddHealthChecks serves /healthz and /readyz from mgr.
