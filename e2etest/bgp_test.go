@@ -1266,9 +1266,10 @@ func bgpRoundAll(ds []time.Duration) []time.Duration {
 //   - s-deleted-to-frr-empty and s-deleted-to-bird-empty: from the last
 //     Service deleted until no route is left.
 //
-// Set IRONLB_BENCH_PROFILES to a directory to keep a speaker's heap
-// profile with every IP advertised, and a goroutine dump of the stopping
-// speaker if it takes more than 2 s.
+// Set IRONLB_BENCH_PROFILES to a directory to keep a speaker's CPU
+// profile of the 10 s from the advertisement, its heap profile with every
+// IP advertised, and a goroutine dump of the stopping speaker if it takes
+// more than 2 s.
 //
 // The IPs are IPv6 (the documentation ranges hold only 512 IPv4
 // addresses), each Service with a pod on every node so that every node
@@ -1341,10 +1342,16 @@ spec:
 			ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: bgpNamespace},
 			Spec:       ironlbv1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"big"}},
 		}
+		profiled := make(chan struct{})
+		go func() {
+			defer close(profiled)
+			saveProfile(b, ctx, l.Nodes[0].SpeakerPprofURL()+"profile?seconds=10", "speaker-advertise-cpu.pb.gz")
+		}()
 		if err := l.Client.Create(ctx, adv); err != nil {
 			b.Fatal(err)
 		}
 		times := bgpWaitCounts(b, ctx, s, big, time.Now(), all)
+		<-profiled
 		b.ReportMetric(times[0].Seconds(), "s-advertised-to-frr-table")
 		b.ReportMetric(times[1].Seconds(), "s-advertised-to-frr-kernel")
 		b.ReportMetric(times[2].Seconds(), "s-advertised-to-bird-table")
