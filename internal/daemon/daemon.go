@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
-
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
