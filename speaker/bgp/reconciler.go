@@ -6,11 +6,20 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // maxErrors is how many failures an error from Reconcile spells out; it
 // counts the others.
 const maxErrors = 10
+
+// callsInFlight is how many Advertise and Withdraw calls a Reconcile keeps
+// in flight on each session. A Router call waits on the BGP
+// implementation's own goroutines (gobgp's server handles one request at
+// a time), so ten thousand calls in a row add up ten thousand waits to be
+// scheduled; with several in flight the implementation finds the next
+// request waiting when it finishes one.
+const callsInFlight = 8
 
 // Reconciler brings a Router to a desired State, applying only the
 // difference between that State and the one it last applied. It must be
@@ -51,7 +60,9 @@ func (r *Reconciler) Applied() State {
 // whose aggregation changes is replaced without a gap. It goes on after a
 // failure, skipping only the routes of a session it could not open or
 // reset, and returns every failure joined; it stops early only when ctx
-// ends.
+// ends. The sessions' routes change concurrently: each session's
+// independently of the others', with several calls in flight on each, so
+// the Router must take concurrent calls about different prefixes.
 func (r *Reconciler) Reconcile(ctx context.Context, desired State) (Changes, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -95,40 +106,98 @@ func (r *Reconciler) Reconcile(ctx context.Context, desired State) (Changes, err
 		r.applied.Routes[p.Name] = map[netip.Prefix]Route{}
 	}
 
+	// Each session's routes change concurrently with the others'.
+	work := map[string]*routeWork{}
+	workOf := func(peer string) *routeWork {
+		w := work[peer]
+		if w == nil {
+			w = &routeWork{peer: peer}
+			work[peer] = w
+			if r.applied.Routes[peer] == nil {
+				r.applied.Routes[peer] = map[netip.Prefix]Route{}
+			}
+		}
+		return w
+	}
 	for _, list := range [][]PeerRoute{changes.Add, changes.Update} {
 		for _, pr := range list {
-			if broken[pr.Peer] {
-				continue
+			if !broken[pr.Peer] {
+				w := workOf(pr.Peer)
+				w.advertise = append(w.advertise, pr.Route)
 			}
-			if err := ctx.Err(); err != nil {
-				return changes, errs.withContext(err)
-			}
-			if err := r.router.Advertise(ctx, pr.Peer, pr.Route); err != nil {
-				errs.add(fmt.Errorf("advertise %s to peer %q: %w", pr.Route.Prefix, pr.Peer, err))
-				continue
-			}
-			routes := r.applied.Routes[pr.Peer]
-			if routes == nil {
-				routes = map[netip.Prefix]Route{}
-				r.applied.Routes[pr.Peer] = routes
-			}
-			routes[pr.Route.Prefix] = pr.Route.clone()
 		}
 	}
 	for _, pr := range changes.Withdraw {
-		if broken[pr.Peer] {
-			continue
+		if !broken[pr.Peer] {
+			w := workOf(pr.Peer)
+			w.withdraw = append(w.withdraw, pr.Route.Prefix)
 		}
-		if err := ctx.Err(); err != nil {
-			return changes, errs.withContext(err)
-		}
-		if err := r.router.Withdraw(ctx, pr.Peer, pr.Route.Prefix); err != nil {
-			errs.add(fmt.Errorf("withdraw %s from peer %q: %w", pr.Route.Prefix, pr.Peer, err))
-			continue
-		}
-		delete(r.applied.Routes[pr.Peer], pr.Route.Prefix)
+	}
+	var mu sync.Mutex // guards errs and r.applied.Routes' maps
+	var wg sync.WaitGroup
+	for _, w := range work {
+		wg.Go(func() { r.applyRoutes(ctx, w, &mu, &errs) })
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return changes, errs.withContext(err)
 	}
 	return changes, errs.err()
+}
+
+// routeWork is what a Reconcile changes on one session: the routes it
+// advertises, and then the prefixes it withdraws.
+type routeWork struct {
+	peer      string
+	advertise []Route
+	withdraw  []netip.Prefix
+}
+
+// applyRoutes advertises w's routes, then withdraws its prefixes, keeping
+// up to callsInFlight calls in flight, and records in r.applied what
+// succeeded and in errs what failed, holding mu. It stops starting calls
+// when ctx ends.
+func (r *Reconciler) applyRoutes(ctx context.Context, w *routeWork, mu *sync.Mutex, errs *errorList) {
+	applied := r.applied.Routes[w.peer]
+	forEach(ctx, w.advertise, func(route Route) {
+		err := r.router.Advertise(ctx, w.peer, route)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs.add(fmt.Errorf("advertise %s to peer %q: %w", route.Prefix, w.peer, err))
+			return
+		}
+		applied[route.Prefix] = route.clone()
+	})
+	forEach(ctx, w.withdraw, func(prefix netip.Prefix) {
+		err := r.router.Withdraw(ctx, w.peer, prefix)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs.add(fmt.Errorf("withdraw %s from peer %q: %w", prefix, w.peer, err))
+			return
+		}
+		delete(applied, prefix)
+	})
+}
+
+// forEach calls fn with each item, up to callsInFlight at a time, and
+// returns when every call has returned. It starts no call after ctx ends.
+func forEach[T any](ctx context.Context, items []T, fn func(T)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(callsInFlight, len(items)) {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(items)) || ctx.Err() != nil {
+					return
+				}
+				fn(items[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // errorList collects errors, keeping the first maxErrors and counting the

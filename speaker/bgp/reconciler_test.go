@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -36,6 +38,39 @@ func calls(lines ...string) []Call {
 		out = append(out, c)
 	}
 	return out
+}
+
+// checkCalls checks that got makes the calls of want, which lists them in
+// an order a Reconcile may make them: the session calls first, in want's
+// order, then the route calls, each session's concurrently with the
+// others' and among themselves but its advertisements before its
+// withdrawals.
+func checkCalls(t *testing.T, what string, want, got []Call) {
+	t.Helper()
+	byString := cmpopts.SortSlices(func(a, b Call) bool { return a.String() < b.String() })
+	if diff := cmp.Diff(want, got, cmpOpts, byString); diff != "" {
+		t.Errorf("%s: calls (-want +got):\n%s", what, diff)
+		return
+	}
+	isRoute := func(c Call) bool { return c.Op == OpAdvertise || c.Op == OpWithdraw }
+	firstRoute := slices.IndexFunc(got, isRoute)
+	if firstRoute < 0 {
+		firstRoute = len(got)
+	}
+	if diff := cmp.Diff(slices.DeleteFunc(slices.Clone(want), isRoute), got[:firstRoute], cmpOpts); diff != "" {
+		t.Errorf("%s: session calls before the first route call (-want +got):\n%s\nall calls: %v", what, diff, got)
+	}
+	withdrew := map[string]bool{}
+	for _, c := range got[firstRoute:] {
+		switch {
+		case c.Op == OpWithdraw:
+			withdrew[c.Peer] = true
+		case c.Op == OpAdvertise && withdrew[c.Peer]:
+			t.Errorf("%s: %v after a withdrawal from the same peer: %v", what, c, got)
+		case !isRoute(c):
+			t.Errorf("%s: %v after the first route call: %v", what, c, got)
+		}
+	}
 }
 
 // TestReconcileSteps replays a speaker's life, one change at a time, and
@@ -146,9 +181,7 @@ func TestReconcileSteps(t *testing.T) {
 		if _, err := r.Reconcile(ctx, desired); err != nil {
 			t.Fatalf("%s: Reconcile: %v", step.name, err)
 		}
-		if diff := cmp.Diff(step.want, router.Calls(), cmpOpts); diff != "" {
-			t.Errorf("%s: calls (-want +got):\n%s", step.name, diff)
-		}
+		checkCalls(t, step.name, step.want, router.Calls())
 		checkHolds(t, router, desired)
 
 		router.ResetCalls()
@@ -188,9 +221,7 @@ func TestReconcileRetriesWhatFailed(t *testing.T) {
 		}
 	}
 	// b's routes were not tried: b has no session.
-	if diff := cmp.Diff(calls("AddPeer a", "AddPeer b", "Advertise a 203.0.113.1/32", "Advertise a 203.0.113.2/32"), router.Calls(), cmpOpts); diff != "" {
-		t.Errorf("calls (-want +got):\n%s", diff)
-	}
+	checkCalls(t, "Reconcile", calls("AddPeer a", "AddPeer b", "Advertise a 203.0.113.1/32", "Advertise a 203.0.113.2/32"), router.Calls())
 	if diff := cmp.Diff(routesOf(state([]Peer{a}, map[string][]Route{"a": {r1}})), routesOf(r.Applied()), cmpOpts); diff != "" {
 		t.Errorf("Applied() (-want +got):\n%s", diff)
 	}
@@ -200,9 +231,7 @@ func TestReconcileRetriesWhatFailed(t *testing.T) {
 	if _, err := r.Reconcile(context.Background(), desired); err != nil {
 		t.Fatalf("second Reconcile: %v", err)
 	}
-	if diff := cmp.Diff(calls("AddPeer b", "Advertise a 203.0.113.2/32", "Advertise b 203.0.113.1/32"), router.Calls(), cmpOpts); diff != "" {
-		t.Errorf("second Reconcile: calls (-want +got):\n%s", diff)
-	}
+	checkCalls(t, "second Reconcile", calls("AddPeer b", "Advertise a 203.0.113.2/32", "Advertise b 203.0.113.1/32"), router.Calls())
 	checkHolds(t, router, desired)
 }
 
@@ -229,17 +258,13 @@ func TestReconcileFailedResetIsRetried(t *testing.T) {
 	if _, err := r.Reconcile(ctx, desired); err == nil {
 		t.Fatal("Reconcile succeeded, want the reset's error")
 	}
-	if diff := cmp.Diff(calls("UpdatePeer a"), router.Calls(), cmpOpts); diff != "" {
-		t.Errorf("calls (-want +got):\n%s", diff)
-	}
+	checkCalls(t, "Reconcile", calls("UpdatePeer a"), router.Calls())
 	router.Fail = nil
 	router.ResetCalls()
 	if _, err := r.Reconcile(ctx, desired); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(calls("UpdatePeer a", "Advertise a 203.0.113.2/32"), router.Calls(), cmpOpts); diff != "" {
-		t.Errorf("calls (-want +got):\n%s", diff)
-	}
+	checkCalls(t, "Reconcile", calls("UpdatePeer a", "Advertise a 203.0.113.2/32"), router.Calls())
 	checkHolds(t, router, desired)
 }
 
@@ -280,9 +305,7 @@ func TestReconcileStopsWhenContextEnds(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Reconcile error = %v, want %v", err, context.Canceled)
 	}
-	if diff := cmp.Diff(calls("AddPeer a"), router.Calls(), cmpOpts); diff != "" {
-		t.Errorf("calls (-want +got):\n%s", diff)
-	}
+	checkCalls(t, "Reconcile", calls("AddPeer a"), router.Calls())
 }
 
 // FuzzReconcile reconciles a sequence of States drawn from the fuzzer's

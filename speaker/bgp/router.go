@@ -15,6 +15,11 @@ import (
 // Routes are per session: a route advertised to one peer is not
 // advertised to another. Each method acts on one session and leaves the
 // others untouched.
+//
+// A Router is safe for concurrent use. The Reconciler calls Advertise and
+// Withdraw concurrently, about different prefixes, on one session and on
+// several; it never calls AddPeer, UpdatePeer or DeletePeer while a route
+// call runs.
 type Router interface {
 	// AddPeer opens a session. It has no routes yet. Adding a peer whose
 	// name the Router holds already is an error.

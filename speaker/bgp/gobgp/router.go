@@ -56,12 +56,15 @@ type Options struct {
 
 // Router is a bgp.Router made of embedded gobgp servers, one per peer (see
 // the package documentation). Create it with New; it is safe for
-// concurrent use.
+// concurrent use, and calls about routes and states run concurrently with
+// one another.
 type Router struct {
 	opts Options
 	log  *slog.Logger
 
-	mu       sync.Mutex
+	// mu is held to read, by calls about routes and states, and to write,
+	// by calls that start, change or stop sessions.
+	mu       sync.RWMutex
 	sessions map[string]*session
 	idle     []*gobgpServer
 	closed   bool
@@ -76,8 +79,33 @@ type session struct {
 	srv *gobgpServer
 	// stopWatch stops the watch of the session's state.
 	stopWatch context.CancelFunc
+
+	// routesMu guards routes while the Router's mu is held to read.
+	routesMu sync.Mutex
 	// routes are the routes advertised, by prefix.
 	routes map[netip.Prefix]bgp.Route
+}
+
+// setRoute records route as advertised on s.
+func (s *session) setRoute(route bgp.Route) {
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	s.routes[route.Prefix] = route
+}
+
+// route returns the route to prefix advertised on s, if there is one.
+func (s *session) route(prefix netip.Prefix) (bgp.Route, bool) {
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	route, ok := s.routes[prefix]
+	return route, ok
+}
+
+// deleteRoute records that s advertises no route to prefix.
+func (s *session) deleteRoute(prefix netip.Prefix) {
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	delete(s.routes, prefix)
 }
 
 // gobgpServer is an embedded gobgp server and the logger it writes to.
@@ -242,8 +270,8 @@ func (r *Router) DeletePeer(_ context.Context, name string) error {
 
 // Advertise advertises route on the session named peer.
 func (r *Router) Advertise(ctx context.Context, peer string, route bgp.Route) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	s, err := r.running(peer)
 	if err != nil {
 		return fmt.Errorf("advertise %s: %w", route.Prefix, err)
@@ -251,19 +279,19 @@ func (r *Router) Advertise(ctx context.Context, peer string, route bgp.Route) er
 	if err := r.addPath(ctx, s, route); err != nil {
 		return err
 	}
-	s.routes[route.Prefix] = route
+	s.setRoute(route)
 	return nil
 }
 
 // Withdraw withdraws the route to prefix from the session named peer.
 func (r *Router) Withdraw(ctx context.Context, peer string, prefix netip.Prefix) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	s, err := r.running(peer)
 	if err != nil {
 		return fmt.Errorf("withdraw %s: %w", prefix, err)
 	}
-	route, ok := s.routes[prefix]
+	route, ok := s.route(prefix)
 	if !ok {
 		return nil
 	}
@@ -275,14 +303,14 @@ func (r *Router) Withdraw(ctx context.Context, peer string, prefix netip.Prefix)
 	if err := s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path}); err != nil {
 		return fmt.Errorf("withdraw %s: %w", prefix, err)
 	}
-	delete(s.routes, prefix)
+	s.deleteRoute(prefix)
 	return nil
 }
 
 // Peers returns the state of every session, sorted by name.
 func (r *Router) Peers(ctx context.Context) ([]bgp.PeerState, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	now := time.Now()
 	out := make([]bgp.PeerState, 0, len(r.sessions))
 	for _, name := range slices.Sorted(maps.Keys(r.sessions)) {
@@ -306,8 +334,8 @@ func (r *Router) Peers(ctx context.Context) ([]bgp.PeerState, error) {
 // with their next hops: what the router is told. It is meant for
 // diagnosis.
 func (r *Router) Advertised(ctx context.Context, peer string) ([]bgp.Route, []netip.Addr, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	s, err := r.running(peer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list routes: %w", err)
