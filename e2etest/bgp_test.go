@@ -3,6 +3,7 @@ package e2etest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -1324,12 +1325,8 @@ spec:
 	for i := range names {
 		names[i] = fmt.Sprintf("many-%05d", i)
 	}
-	all := func(c bgpCounts) [3]bool {
-		return [3]bool{c.frrTable == n*len(l.Nodes), c.frrKernel == n, c.birdTable == n}
-	}
-	none := func(c bgpCounts) [3]bool {
-		return [3]bool{c.frrTable == 0, c.frrKernel == 0, c.birdTable == 0}
-	}
+	all := bgpCounts{frrTable: n * len(l.Nodes), frrKernel: n, birdTable: n}
+	none := bgpCounts{}
 
 	for range b.N {
 		// Every Service holds its IP and its endpoints before the
@@ -1392,9 +1389,7 @@ spec:
 				saveProfile(b, ctx, node.SpeakerPprofURL()+"goroutine?debug=2", "speaker-stopping-goroutines.txt")
 			}
 		})
-		half := func(c bgpCounts) [3]bool {
-			return [3]bool{c.frrTable == n*(len(l.Nodes)-1), true, true}
-		}
+		half := bgpCounts{frrTable: n * (len(l.Nodes) - 1), frrKernel: anyCount, birdTable: anyCount}
 		times = bgpWaitCounts(b, ctx, s, big, stop, half)
 		b.ReportMetric(times[0].Seconds(), "s-speaker-stop-to-frr")
 		if err := sp.Wait(time.Minute); err != nil {
@@ -1499,76 +1494,104 @@ func waitAssignedWithEndpoints(b *testing.B, ctx context.Context, l *lab.Lab, na
 // networks into it in BIRD's table.
 type bgpCounts struct{ frrTable, frrKernel, birdTable int }
 
-// bgpWaitCounts polls the routers until each of the three conditions done
-// returns has held once, and returns when each first did, after since
-// (10 minutes at most). Each poll asks for counts only, never for the
-// routes themselves: printing 20,000 paths would take FRR longer than
-// installing them.
-func bgpWaitCounts(b *testing.B, ctx context.Context, s *bgpSuite, p netip.Prefix, since time.Time, done func(bgpCounts) [3]bool) [3]time.Duration {
+// anyCount in a wanted bgpCounts is not waited for.
+const anyCount = -1
+
+// bgpWaitCounts polls the routers until each count is the one want gives,
+// and returns when each first was, after since (10 minutes at most). Each
+// count is polled on its own, every 100 ms until it is reached, and each
+// poll asks for a count only, never for the routes themselves: printing
+// 20,000 paths would take FRR longer than installing them, and the
+// pollers share the machine with what they measure.
+func bgpWaitCounts(b *testing.B, ctx context.Context, s *bgpSuite, p netip.Prefix, since time.Time, want bgpCounts) [3]time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	var out [3]time.Duration
-	var reached [3]bool
-	var slowest time.Duration
-	for {
-		began := time.Now()
-		c, err := s.counts(ctx, p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		slowest = max(slowest, time.Since(began))
-		now := time.Since(since)
-		all := true
-		for i, ok := range done(c) {
-			if ok && !reached[i] {
-				reached[i], out[i] = true, now
-			}
-			all = all && reached[i]
-		}
-		if all {
-			b.Logf("counts %+v after %v (slowest poll %v)", c, now.Round(time.Millisecond), slowest.Round(time.Millisecond))
-			return out
-		}
-		select {
-		case <-ctx.Done():
-			b.Fatalf("routers never reached the wanted counts; last %+v", c)
-		case <-time.After(50 * time.Millisecond):
-		}
+	counters := [3]struct {
+		name  string
+		want  int
+		count func(context.Context) (int, error)
+	}{
+		{"FRR's table", want.frrTable, s.frrPathCount},
+		{"FRR's kernel", want.frrKernel, func(ctx context.Context) (int, error) { return s.l.FRR.CountKernelRoutes(ctx, p) }},
+		{"BIRD's table", want.birdTable, func(ctx context.Context) (int, error) { return s.birdNetworks(ctx, p) }},
 	}
+	var out [3]time.Duration
+	var errs [3]error
+	var wg sync.WaitGroup
+	for i, c := range counters {
+		if c.want == anyCount {
+			continue
+		}
+		wg.Go(func() {
+			var slowest time.Duration
+			last := -1
+			for {
+				began := time.Now()
+				n, err := c.count(ctx)
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: %w", c.name, err)
+					return
+				}
+				slowest, last = max(slowest, time.Since(began)), n
+				if n == c.want {
+					out[i] = time.Since(since)
+					b.Logf("%s: %d after %v (slowest poll %v)", c.name, n, out[i].Round(time.Millisecond), slowest.Round(time.Millisecond))
+					return
+				}
+				select {
+				case <-ctx.Done():
+					errs[i] = fmt.Errorf("%s: %d routes, never %d", c.name, last, c.want)
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
 
-// counts returns the routers' counts. FRR's comes from its session
-// summary: the benchmark advertises nothing outside p.
-func (s *bgpSuite) counts(ctx context.Context, p netip.Prefix) (bgpCounts, error) {
-	var c bgpCounts
+// frrPathCount returns how many paths FRR received, from its session
+// summary: the benchmark advertises nothing else.
+func (s *bgpSuite) frrPathCount(ctx context.Context) (int, error) {
 	sessions, err := s.l.FRR.Sessions(ctx)
 	if err != nil {
-		return c, err
+		return 0, err
 	}
+	n := 0
 	for _, ss := range sessions {
-		c.frrTable += max(ss.PrefixesReceived, 0)
+		n += max(ss.PrefixesReceived, 0)
 	}
-	krs, err := s.l.FRR.KernelRoutes(ctx)
-	if err != nil {
-		return c, err
+	return n, nil
+}
+
+// tableOf returns the BIRD table of p's family.
+func tableOf(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return "master4"
 	}
-	for _, kr := range krs {
-		if p.Overlaps(kr.Prefix) {
-			c.frrKernel++
-		}
-	}
+	return "master6"
+}
+
+// birdNetworks returns how many networks into p BIRD's table holds.
+func (s *bgpSuite) birdNetworks(ctx context.Context, p netip.Prefix) (int, error) {
 	out, err := s.l.BIRD.CLI(ctx, "show route count where net ~ [ "+p.String()+"+ ]")
 	if err != nil {
-		return c, err
+		return 0, err
 	}
-	// "... N of M routes for K networks in table master6"
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) >= 6 && f[4] == "for" {
-			c.birdTable, _ = strconv.Atoi(f[5])
+	// "N of M routes for K networks in table master6", a line per table,
+	// then a total ("Total: ... in 2 tables") when there are several.
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 10 && f[4] == "for" && f[8] == "table" && f[9] == tableOf(p) {
+			return strconv.Atoi(f[5])
 		}
 	}
-	return c, nil
+	return 0, fmt.Errorf("no count of table %s in BIRD's answer %q", tableOf(p), out)
 }
 
 // bgpParallel runs do for every name, 32 at once, failing b on the first

@@ -149,6 +149,28 @@ func (r *router) KernelRoutes(ctx context.Context) ([]KernelRoute, error) {
 	return routes, nil
 }
 
+// CountKernelRoutes returns how many routes into within the router's
+// kernel table holds. It asks for text, not JSON, and parses nothing but
+// line starts, so that it stays cheap at tens of thousands of routes.
+func (r *router) CountKernelRoutes(ctx context.Context, within netip.Prefix) (int, error) {
+	family := "-6"
+	if within.Addr().Is4() {
+		family = "-4"
+	}
+	out, err := run(ctx, "ip", "-n", r.Namespace, family, "route", "show", "root", within.String())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for line := range strings.Lines(string(out)) {
+		// A multipath route's next hops follow it on indented lines.
+		if line != "" && line[0] != ' ' && line[0] != '\t' {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // parseKernelRoutes reads `ip -j route show` output, keeping routes that a
 // routing daemon installed (protocol bgp or bird).
 func parseKernelRoutes(out []byte) ([]KernelRoute, error) {
@@ -351,7 +373,8 @@ func (r *FRR) Log() string {
 
 // Sessions returns FRR's BGP sessions, IPv4 then IPv6 neighbours.
 func (r *FRR) Sessions(ctx context.Context) ([]Session, error) {
-	out, err := r.VTY(ctx, "show bgp summary json")
+	// Only bgpd is asked: vtysh connects to every daemon otherwise.
+	out, err := run(ctx, "vtysh", "-N", r.Namespace, "-d", "bgpd", "-c", "show bgp summary json")
 	if err != nil {
 		return nil, err
 	}
