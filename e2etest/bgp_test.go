@@ -1251,7 +1251,8 @@ func bgpRoundAll(ds []time.Duration) []time.Duration {
 // and reports (figures, not limits):
 //
 //   - s-advertised-to-frr-table: with every Service holding its IP and
-//     its endpoints in the speakers' caches, from the BGPAdvertisement of
+//     its endpoints in the speakers' caches and the lab's kube-proxy
+//     stand-in done writing their rules, from the BGPAdvertisement of
 //     their pool created until FRR's BGP table holds every IP from every
 //     node; s-advertised-to-frr-kernel and s-advertised-to-bird-table the
 //     same for FRR's kernel table and BIRD's table;
@@ -1334,6 +1335,11 @@ spec:
 		created := createIPv6Services(b, ctx, l, "big", names)
 		waitAssignedWithEndpoints(b, ctx, l, names)
 		b.Logf("IPs assigned and EndpointSlices written %v after the last Service was created", time.Since(created).Round(time.Millisecond))
+		settled := time.Now()
+		if err := l.WaitProxyIdle(ctx, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("the kube-proxy stand-in idle %v later", time.Since(settled).Round(time.Millisecond))
 		time.Sleep(10 * time.Second) // the speakers' caches catch up
 		adv := &ironlbv1beta1.BGPAdvertisement{
 			ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: bgpNamespace},

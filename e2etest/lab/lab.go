@@ -102,8 +102,12 @@ type Lab struct {
 	proxyStop  context.CancelFunc
 	proxyDone  chan struct{}
 	proxyRules map[string]string
-	closeOnce  sync.Once
-	closeErr   error
+	// proxyBusy is set while the kube-proxy stand-in has work, and
+	// proxyIdleSince is when it last had none.
+	proxyBusy      bool
+	proxyIdleSince time.Time
+	closeOnce      sync.Once
+	closeErr       error
 }
 
 // Client is a host that sends traffic to Services: the layer-2 client on

@@ -79,7 +79,15 @@ func (l *Lab) startProxy(ctx context.Context) error {
 			case <-runCtx.Done():
 				return
 			case <-trigger:
+			default:
+				l.setProxyBusy(false)
+				select {
+				case <-runCtx.Done():
+					return
+				case <-trigger:
+				}
 			}
+			l.setProxyBusy(true)
 			began := time.Now()
 			svcs, err := services.Lister().List(labels.Everything())
 			if err != nil {
@@ -373,6 +381,38 @@ func (l *Lab) setProxyRules(node, rules string) {
 		l.proxyRules = map[string]string{}
 	}
 	l.proxyRules[node] = rules
+}
+
+// setProxyBusy records whether the kube-proxy stand-in has work: a pass
+// runs, or one is due.
+func (l *Lab) setProxyBusy(busy bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.proxyBusy = busy
+	if !busy {
+		l.proxyIdleSince = time.Now()
+	}
+}
+
+// WaitProxyIdle waits until the stand-ins for the EndpointSlice controller
+// and kube-proxy have had nothing to do for quiet. With thousands of
+// Services each of their passes rewrites thousands of nftables chains,
+// which takes seconds of a core: benchmarks wait for them to finish
+// before they time something else.
+func (l *Lab) WaitProxyIdle(ctx context.Context, quiet time.Duration) error {
+	for {
+		l.mu.Lock()
+		idle := !l.proxyBusy && time.Since(l.proxyIdleSince) >= quiet
+		l.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the kube-proxy stand-in never went idle: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // ProxyRules returns the nftables script the kube-proxy stand-in last
