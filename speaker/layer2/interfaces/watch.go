@@ -72,9 +72,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
-	// Closing a netlink socket can block in the kernel: a stopping
-	// speaker was seen waiting 30 s in it while the lab's router changed
-	// 10,000 routes. Close it without holding up the shutdown.
+	// Closing a netlink socket can block in the kernel for as long as
+	// the node's routing table keeps changing (tens of seconds while a
+	// router installs 10,000 routes): close it without holding up the
+	// shutdown.
 	defer func() { go h.Close() }()
 
 	var last []Link
